@@ -1,0 +1,25 @@
+"""Orbax checkpoints of the whole TrainState. The data position and the RNG are functions of the
+step, so restoring the state restores them too."""
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+
+def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+
+
+def save(mngr: ocp.CheckpointManager, state) -> None:
+  mngr.save(int(jax.device_get(state.step)), args=ocp.args.StandardSave(state))
+
+
+def restore(mngr: ocp.CheckpointManager, like, step: int | None = None):
+  """The checkpoint at `step` (default: latest) shaped and sharded like `like`; None if none."""
+  step = mngr.latest_step() if step is None else step
+  if step is None:
+    return None
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+  return mngr.restore(step, args=ocp.args.StandardRestore(abstract))

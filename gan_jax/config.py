@@ -1,0 +1,142 @@
+"""The base config every experiment starts from, and its validation."""
+
+import ml_collections
+
+from gan_jax import UserError
+
+LOSSES = ("minimax", "non_saturating", "wasserstein", "wgan_gp", "hinge", "least_squares")
+MODELS = ("dcgan", "mlp")
+NORMS = ("batch", "layer", "none")
+OPTIMIZERS = ("adam", "rmsprop")
+SOURCES = ("tfds", "npz", "folder", "toy")
+TOY_DATASETS = ("ring8", "grid25")
+
+# Fields that may change when a run is resumed: how long and how often, not what is trained.
+RESUMABLE_CHANGES = (
+    "train.num_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
+    "data.manual_dir", "data.data_dir", "data.path", "parallel.num_devices",
+)
+
+
+def _optimizer(lr: float, b1: float, b2: float) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(name="adam", lr=lr, b1=b1, b2=b2, rms_decay=0.99))
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """DCGAN on MNIST with the non-saturating loss; experiments override from here."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.loss = "non_saturating"
+  c.n_critic = 1          # D updates per G update
+  c.clip_value = 0.0      # WGAN weight clipping of D's parameters; 0 = off
+  c.gp_weight = 10.0      # lambda of the WGAN-GP penalty (used by loss=wgan_gp only)
+  c.r1_gamma = 0.0        # R1 penalty on real data, gamma/2 * E||grad D(x)||^2; 0 = off
+  c.ema_decay = 0.0       # EMA of G's weights, used for samples; 0 = off
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "dcgan"
+  c.model.nz = 100
+  c.model.ngf = 64
+  c.model.ndf = 64
+  c.model.g_norm = "batch"
+  c.model.d_norm = "batch"
+  c.model.g_hidden = (256, 256)   # mlp only
+  c.model.d_hidden = (256, 256)   # mlp only
+  c.model.d_maxout = 0            # mlp only: maxout pieces per D unit (Goodfellow et al.); 0 = LeakyReLU
+  c.model.g_output = "tanh"       # "linear" for unbounded data (2-D toys)
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.g = _optimizer(2e-4, 0.5, 0.999)
+  c.optimizer.d = _optimizer(2e-4, 0.5, 0.999)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = "tfds"
+  c.data.name = "mnist"       # tfds name, or ring8/grid25 for source=toy
+  c.data.split = "train"
+  c.data.path = ""            # .npz file (source=npz) or folder of PNGs (source=folder)
+  c.data.manual_dir = ""      # folder with the dataset's original files, for offline tfds
+  c.data.data_dir = ""        # tfds data dir; "" = tfds's default
+  c.data.image_size = 0       # resize images to this square size; 0 = keep
+  c.data.shape = ()           # filled in at start-up from the data: (H, W, C) or (2,)
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 64     # global batch, split over devices and hosts
+  c.train.num_steps = 5000    # one step = n_critic D updates + one G update
+
+  c.log_every = 50
+  c.sample_every = 500
+  c.checkpoint_every = 1000
+  c.keep_checkpoints = 3
+  c.num_samples = 64          # size of the fixed-noise sample grid
+
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.num_devices = 0  # 0 = all local devices
+  return c
+
+
+def _choice(config, field, allowed):
+  value = config
+  for part in field.split("."):
+    value = value[part]
+  if value not in allowed:
+    raise UserError(f"config.{field}={value!r} is not one of {', '.join(allowed)}")
+
+
+def _positive(config, field, value, allow_zero=False):
+  if value < 0 or (value == 0 and not allow_zero):
+    raise UserError(f"config.{field}={value} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raise UserError naming the first field that cannot work."""
+  _choice(config, "loss", LOSSES)
+  _choice(config, "model.name", MODELS)
+  _choice(config, "model.g_norm", NORMS)
+  _choice(config, "model.d_norm", NORMS)
+  _choice(config, "model.g_output", ("tanh", "linear"))
+  _choice(config, "optimizer.g.name", OPTIMIZERS)
+  _choice(config, "optimizer.d.name", OPTIMIZERS)
+  _choice(config, "data.source", SOURCES)
+  if config.data.source == "toy":
+    _choice(config, "data.name", TOY_DATASETS)
+  if config.data.source in ("npz", "folder") and not config.data.path:
+    raise UserError(f"config.data.source={config.data.source} needs --config.data.path=PATH")
+  for field in ("n_critic", "train.batch_size", "log_every", "sample_every", "checkpoint_every",
+                "keep_checkpoints", "num_samples", "model.nz", "model.ngf", "model.ndf"):
+    value = config
+    for part in field.split("."):
+      value = value[part]
+    _positive(config, field, value)
+  for field in ("clip_value", "gp_weight", "r1_gamma", "train.num_steps", "data.image_size",
+                "parallel.num_devices", "model.d_maxout"):
+    value = config
+    for part in field.split("."):
+      value = value[part]
+    _positive(config, field, value, allow_zero=True)
+  if not 0.0 <= config.ema_decay < 1.0:
+    raise UserError(f"config.ema_decay={config.ema_decay} must be in [0, 1)")
+  if config.loss == "wgan_gp" and config.gp_weight == 0:
+    raise UserError("config.loss=wgan_gp needs config.gp_weight > 0")
+
+
+def flatten(config, prefix="") -> dict:
+  flat = {}
+  for key, value in config.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      flat.update(flatten(value, name + "."))
+    else:
+      flat[name] = list(value) if isinstance(value, tuple) else value
+  return flat
+
+
+def check_same_experiment(saved: dict, config: ml_collections.ConfigDict) -> None:
+  """Raise UserError if a workdir's saved config describes another experiment."""
+  old, new = flatten(saved), flatten(config.to_dict())
+  for key in sorted(set(old) | set(new)):
+    if key in RESUMABLE_CHANGES or key == "data.shape":
+      continue
+    if old.get(key) != new.get(key):
+      raise UserError(
+          f"the workdir holds a different experiment ({key}: {old.get(key)!r} there, "
+          f"{new.get(key)!r} now); use a new --workdir or the same config")

@@ -1,0 +1,85 @@
+"""Loading whole image datasets into memory as uint8 (N, H, W, C): tfds, .npz and PNG folders."""
+
+import os
+import pathlib
+
+import numpy as np
+from PIL import Image
+
+from gan_jax import UserError
+
+
+def load_tfds(name: str, split: str, data_dir: str = "", manual_dir: str = "") -> np.ndarray:
+  """A tfds image dataset's split; prepared offline from the original files in `manual_dir`."""
+  import tensorflow_datasets as tfds   # imported here: TensorFlow is slow to import
+
+  try:
+    builder = tfds.builder(name, data_dir=data_dir or None)
+  except Exception as e:   # tfds raises DatasetNotFoundError and friends
+    raise UserError(f"unknown tfds dataset {name!r}: {_first_line(e)}") from e
+  if not builder.is_prepared():
+    if manual_dir and not os.path.isdir(manual_dir):
+      raise UserError(f"config.data.manual_dir={manual_dir!r} is not a folder")
+    # Each dataset extracts into its own folder: MNIST and Fashion-MNIST share file names.
+    downloads = os.path.join(builder.data_dir_root, "downloads", name)
+    download_config = tfds.download.DownloadConfig(
+        manual_dir=manual_dir or None, extract_dir=os.path.join(downloads, "extracted"),
+        try_download_gcs=False)
+    try:
+      builder.download_and_prepare(download_dir=downloads, download_config=download_config)
+    except Exception as e:
+      raise UserError(
+          f"could not prepare tfds dataset {name!r} in {builder.data_dir_root} "
+          f"({type(e).__name__}: {_first_line(e)}); put its original files in a folder and pass "
+          "--config.data.manual_dir=FOLDER") from e
+  try:
+    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+  except Exception as e:
+    raise UserError(f"tfds dataset {name!r} has no split {split!r}: {_first_line(e)}") from e
+  if "image" not in data:
+    raise UserError(f"tfds dataset {name!r} has no 'image' feature (it has {sorted(data)})")
+  return _check_images(data["image"], f"tfds:{name}")
+
+
+def load_npz(path: str) -> np.ndarray:
+  if not os.path.isfile(path):
+    raise UserError(f"config.data.path={path!r}: no such file")
+  with np.load(path) as archive:
+    if "images" not in archive:
+      raise UserError(f"{path} has no 'images' array (it has {list(archive.keys())})")
+    return _check_images(archive["images"], path)
+
+
+def load_folder(path: str) -> np.ndarray:
+  """Every PNG in a folder (sorted by name), in the colour mode of the first."""
+  files = sorted(pathlib.Path(path).glob("*.png")) if os.path.isdir(path) else []
+  if not files:
+    raise UserError(f"config.data.path={path!r} is not a folder of .png files")
+  mode = "L" if Image.open(files[0]).mode in ("L", "LA", "1", "I", "I;16") else "RGB"
+  images = [np.asarray(Image.open(f).convert(mode)) for f in files]
+  if len({im.shape for im in images}) > 1:
+    raise UserError(f"the PNGs in {path} differ in size; set --config.data.image_size")
+  return _check_images(np.stack(images), path)
+
+
+def resize(images: np.ndarray, size: int) -> np.ndarray:
+  """Square-resize (bilinear, antialiased when shrinking) every image."""
+  if images.shape[1:3] == (size, size):
+    return images
+  mode = "L" if images.shape[-1] == 1 else "RGB"
+  out = [np.asarray(Image.fromarray(im.squeeze(-1) if mode == "L" else im, mode)
+                    .resize((size, size), Image.BILINEAR)) for im in images]
+  return np.stack(out).reshape(len(images), size, size, images.shape[-1])
+
+
+def _check_images(images: np.ndarray, origin: str) -> np.ndarray:
+  if images.ndim == 3:
+    images = images[..., None]
+  if images.ndim != 4 or images.dtype != np.uint8 or images.shape[-1] not in (1, 3):
+    raise UserError(f"{origin}: expected uint8 images (N, H, W, 1 or 3), got {images.dtype} "
+                    f"{images.shape}")
+  return images
+
+
+def _first_line(e: Exception) -> str:
+  return (str(e).strip().splitlines() or [""])[0][:300]

@@ -1,0 +1,66 @@
+"""DCGAN generator and discriminator (Radford et al. 2015), sized by the image resolution.
+
+A resolution is base * 2**k with base 4 or 7: 64 = 4*2^4 and 32 = 4*2^3 follow pytorch/examples
+`dcgan/main.py`; 28 = 7*2^2 is the MNIST variant (G: Dense 7*7*2ngf, ConvT ngf, ConvT C).
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gan_jax import UserError
+from gan_jax.models.layers import DCGAN_INIT, ConvTranspose, normalization
+
+
+def resolution_factors(size: int) -> tuple[int, int]:
+  """(base, k) with size = base * 2**k, base in (4, 7), k >= 1."""
+  for base in (4, 7):
+    k, s = 0, size
+    while s > base and s % 2 == 0:
+      s, k = s // 2, k + 1
+    if s == base and k >= 1:
+      return base, k
+  raise UserError(f"dcgan needs a square image of size 4*2^k or 7*2^k (28, 32, 64, ...), got {size}; "
+                  "set --config.data.image_size")
+
+
+class Generator(nn.Module):
+  image_shape: tuple[int, int, int]
+  ngf: int = 64
+  norm: str = "batch"
+  axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, z, train: bool):
+    height, _, channels = self.image_shape
+    base, k = resolution_factors(height)
+    features = self.ngf * 2 ** (k - 1)
+    # On a 1x1 input PyTorch's first ConvTranspose(4, 1, 0) is this Dense, parameter for parameter.
+    x = nn.Dense(base * base * features, use_bias=False, kernel_init=DCGAN_INIT)(z)
+    x = x.reshape(z.shape[0], base, base, features)
+    x = nn.relu(normalization(self.norm, train, self.axis_name)(x))
+    for _ in range(k - 1):
+      features //= 2
+      x = ConvTranspose(features)(x)
+      x = nn.relu(normalization(self.norm, train, self.axis_name)(x))
+    return jnp.tanh(ConvTranspose(channels)(x))
+
+
+class Discriminator(nn.Module):
+  """Returns one logit (or critic value) per image."""
+  image_shape: tuple[int, int, int]
+  ndf: int = 64
+  norm: str = "batch"
+  axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    _, k = resolution_factors(self.image_shape[0])
+    use_bias = self.norm == "none"
+    for i in range(k):
+      x = nn.Conv(self.ndf * 2 ** i, (4, 4), strides=2, padding=((1, 1), (1, 1)),
+                  use_bias=use_bias, kernel_init=DCGAN_INIT)(x)
+      if i > 0:   # no normalisation on the first layer (Radford et al.)
+        x = normalization(self.norm, train, self.axis_name)(x)
+      x = nn.leaky_relu(x, 0.2)
+    # PyTorch's last Conv(4, 1, 0) over the 4x4 map is this Dense.
+    return nn.Dense(1, use_bias=False, kernel_init=DCGAN_INIT)(x.reshape(x.shape[0], -1))[:, 0]

@@ -1,0 +1,50 @@
+"""Fully connected G and D (Goodfellow et al. 2014) for 2-D toys and flattened images."""
+
+import math
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gan_jax.models.layers import normalization
+
+
+class Generator(nn.Module):
+  output_shape: tuple[int, ...]
+  hidden: tuple[int, ...] = (256, 256)
+  norm: str = "none"
+  output: str = "tanh"
+  axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, z, train: bool):
+    x = z
+    for width in self.hidden:
+      x = nn.Dense(width)(x)
+      x = nn.relu(_feature_norm(self.norm, train, self.axis_name)(x))
+    x = nn.Dense(math.prod(self.output_shape))(x)
+    x = jnp.tanh(x) if self.output == "tanh" else x
+    return x.reshape(z.shape[0], *self.output_shape)
+
+
+class Discriminator(nn.Module):
+  hidden: tuple[int, ...] = (256, 256)
+  maxout: int = 0   # pieces per maxout unit; 0 = LeakyReLU(0.2)
+  norm: str = "none"
+  axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = x.reshape(x.shape[0], -1)
+    for width in self.hidden:
+      if self.maxout:
+        x = nn.Dense(width * self.maxout)(x).reshape(x.shape[0], width, self.maxout).max(-1)
+      else:
+        x = nn.leaky_relu(nn.Dense(width)(x), 0.2)
+      x = _feature_norm(self.norm, train, self.axis_name)(x)
+    return nn.Dense(1)(x)[:, 0]
+
+
+def _feature_norm(kind, train, axis_name):
+  if kind == "layer":
+    return nn.LayerNorm()
+  return normalization(kind, train, axis_name)

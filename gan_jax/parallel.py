@@ -1,0 +1,58 @@
+"""Data parallelism: a device mesh with one named data axis, the per-device step mapped over it."""
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from gan_jax import UserError
+from gan_jax.train_step import DATA_AXIS
+
+BATCH_SPEC = P(None, DATA_AXIS)   # batches are (n_critic, global_batch, ...)
+
+
+def initialize_multihost() -> None:
+  """Join a multi-host run (coordinator and process ids come from the cluster's environment)."""
+  jax.distributed.initialize()
+
+
+def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
+  """A 1-D mesh over the first `num_devices` devices (0 = all of them, every host's)."""
+  devices = jax.devices()
+  if num_devices:
+    if num_devices > len(devices):
+      raise UserError(f"config.parallel.num_devices={num_devices} but only {len(devices)} devices exist")
+    devices = devices[:num_devices]
+  return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices)
+
+
+def check_batch_divides(global_batch: int, mesh: jax.sharding.Mesh) -> None:
+  if global_batch % mesh.size:
+    raise UserError(f"config.train.batch_size={global_batch} is not divisible by the "
+                    f"{mesh.size} devices of the mesh")
+
+
+def data_parallel(step_fn, mesh: jax.sharding.Mesh):
+  """jit(shard_map(step_fn)) with the state replicated and donated, batches split on DATA_AXIS.
+
+  `step_fn(state, batch, key) -> (state, metrics)` is per-device code that pmeans over DATA_AXIS;
+  check_vma=False keeps that contract (gradients are local until the step averages them).
+  """
+  mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(P(), BATCH_SPEC, P()),
+                         out_specs=(P(), P()), check_vma=False)
+  return jax.jit(mapped, donate_argnums=0)
+
+
+def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def shard_batch(host_batch: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
+  """This host's part of the global batch -> one global array split over the data axis."""
+  return jax.make_array_from_process_local_data(NamedSharding(mesh, BATCH_SPEC), host_batch)
+
+
+def host_share(global_batch: int) -> tuple[int, int]:
+  """(first example, number of examples) of the global batch that this host loads."""
+  per_host = global_batch // jax.process_count()
+  return jax.process_index() * per_host, per_host

@@ -1,0 +1,52 @@
+"""Pictures of a run: sample grids, 2-D scatter plots and loss curves (matplotlib, no display)."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def image_grid(images: np.ndarray) -> np.ndarray:
+  """(N, H, W, C) in [-1, 1] -> one uint8 (rows*H, cols*W, C) picture with 1-pixel gaps."""
+  n, h, w, c = images.shape
+  cols = math.ceil(math.sqrt(n))
+  rows = math.ceil(n / cols)
+  grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, np.uint8)
+  pixels = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  for i, image in enumerate(pixels):
+    r, q = divmod(i, cols)
+    grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = image
+  return grid
+
+
+def save_samples(samples: np.ndarray, path: str, modes: np.ndarray | None = None) -> None:
+  """Images as a grid PNG; 2-D points as a scatter plot (with the true modes when known)."""
+  if samples.ndim == 4:
+    grid = image_grid(samples)
+    plt.imsave(path, grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255)
+    return
+  fig, ax = plt.subplots(figsize=(5, 5))
+  ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, label="samples")
+  if modes is not None:
+    ax.scatter(modes[:, 0], modes[:, 1], s=40, marker="x", c="red", label="modes")
+  ax.set_aspect("equal")
+  ax.legend(loc="upper right")
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def save_curves(records: list[dict], path: str, keys=("d_loss", "g_loss")) -> None:
+  """Loss curves from metrics.jsonl records."""
+  fig, ax = plt.subplots(figsize=(7, 4))
+  steps = [r["step"] for r in records]
+  for key in keys:
+    ax.plot(steps, [r.get(key, np.nan) for r in records], label=key, lw=1)
+  ax.set_xlabel("step")
+  ax.legend()
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -1,0 +1,62 @@
+"""What a run writes as it goes: metrics.jsonl, TensorBoard events and the terminal progress line."""
+
+import json
+import math
+import os
+import sys
+import time
+
+from clu import metric_writers
+
+
+class MetricsLog:
+  """workdir/metrics.jsonl: one JSON object per logged step. Only deterministic values go here,
+  so two runs of the same config give the same file, byte for byte."""
+
+  def __init__(self, path: str, resume_step: int):
+    self.path = path
+    self.records = read_metrics(path) if os.path.exists(path) else []
+    # Lines past the checkpoint we resume from are recomputed, identically, by this run.
+    self.records = [r for r in self.records if r["step"] <= resume_step]
+    with open(path, "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in self.records)
+
+  def write(self, record: dict) -> None:
+    self.records.append(record)
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(path: str) -> list[dict]:
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def tensorboard_writer(workdir: str) -> metric_writers.MetricWriter:
+  return metric_writers.AsyncWriter(metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard")))
+
+
+class Progress:
+  """`step 1200/2000 | d_loss 1.234 g_loss 0.987 | 45.6 steps/s | ETA 17s` on stdout."""
+
+  def __init__(self, start_step: int, num_steps: int):
+    self.num_steps = num_steps
+    self.last_step, self.last_time = start_step, time.perf_counter()
+
+  def report(self, step: int, metrics: dict) -> float:
+    now = time.perf_counter()
+    rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+    self.last_step, self.last_time = step, now
+    eta = (self.num_steps - step) / rate if rate > 0 else math.inf
+    losses = " ".join(f"{k} {metrics[k]:.4f}" for k in ("d_loss", "g_loss"))
+    print(f"step {step}/{self.num_steps} | {losses} | {rate:.2f} steps/s | ETA {_duration(eta)}",
+          flush=True, file=sys.stdout)
+    return rate
+
+
+def _duration(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  minutes, s = divmod(int(seconds), 60)
+  hours, m = divmod(minutes, 60)
+  return f"{hours}h{m:02d}m" if hours else f"{m}m{s:02d}s" if m else f"{s}s"
