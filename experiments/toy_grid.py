@@ -1,9 +1,9 @@
-"""25 Gaussians on a 5x5 grid (sigma 0.05), the PacGAN 2-D benchmark; same networks as toy_ring."""
+"""25 Gaussians at {-4, -2, 0, 2, 4}^2 (sigma 0.05), the PacGAN/VEEGAN 2-D mode-coverage benchmark."""
 
-from experiments import toy_ring
+from gan_jax.config import toy_config
 
 
 def get_config():
-  c = toy_ring.get_config()
-  c.data.name = "grid25"
+  c = toy_config("grid25")
+  c.train.num_steps = 5000
   return c

@@ -14,7 +14,7 @@ TOY_DATASETS = ("ring8", "grid25")
 # Fields that may change when a run is resumed: how long and how often, not what is trained.
 RESUMABLE_CHANGES = (
     "train.num_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
-    "data.manual_dir", "data.data_dir", "data.path", "parallel.num_devices",
+    "data.manual_dir", "data.data_dir", "data.download", "data.path", "parallel.num_devices",
 )
 
 
@@ -56,6 +56,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.path = ""            # .npz file (source=npz) or folder of PNGs (source=folder)
   c.data.manual_dir = ""      # folder with the dataset's original files, for offline tfds
   c.data.data_dir = ""        # tfds data dir; "" = tfds's default
+  c.data.download = False     # let tfds fetch a dataset that is neither prepared nor in manual_dir
   c.data.image_size = 0       # resize images to this square size; 0 = keep
   c.data.shape = ()           # filled in at start-up from the data: (H, W, C) or (2,)
 
@@ -71,6 +72,29 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.num_devices = 0  # 0 = all local devices
+  return c
+
+
+def toy_config(dataset: str) -> ml_collections.ConfigDict:
+  """The PacGAN 2-D benchmark set-up: MLP G (4x400, BatchNorm, nz=2) and maxout D (3x200,
+  5 pieces), Adam(1e-4, 0.5), batch 100."""
+  c = base_config()
+  c.data.source = "toy"
+  c.data.name = dataset
+  c.model.name = "mlp"
+  c.model.nz = 2
+  c.model.g_hidden = (400, 400, 400, 400)
+  c.model.g_norm = "batch"
+  c.model.g_output = "linear"
+  c.model.d_hidden = (200, 200, 200)
+  c.model.d_maxout = 5
+  c.model.d_norm = "none"
+  c.optimizer.g.lr = c.optimizer.d.lr = 1e-4
+  c.train.batch_size = 100
+  c.train.num_steps = 3000
+  c.sample_every = 500
+  c.checkpoint_every = 1000
+  c.num_samples = 2500   # the PacGAN protocol's sample count
   return c
 
 

@@ -56,7 +56,7 @@ def _check_finite(step: int, metrics: dict, mngr) -> None:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  config = ml_collections.ConfigDict(config.to_dict())   # resolved here; the caller's stays as is
+  config = ml_collections.ConfigDict(config.to_dict())   # resolved below; the caller's stays as is
   config_lib.validate(config)
   mesh = parallel.make_mesh(config.parallel.num_devices)
   parallel.check_batch_divides(config.train.batch_size, mesh)

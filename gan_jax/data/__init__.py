@@ -25,7 +25,7 @@ class Dataset:
 
 def load_images(data: ml_collections.ConfigDict) -> np.ndarray:
   if data.source == "tfds":
-    images = sources.load_tfds(data.name, data.split, data.data_dir, data.manual_dir)
+    images = sources.load_tfds(data.name, data.split, data.data_dir, data.manual_dir, data.download)
   elif data.source == "npz":
     images = sources.load_npz(data.path)
   else:

@@ -9,8 +9,13 @@ from PIL import Image
 from gan_jax import UserError
 
 
-def load_tfds(name: str, split: str, data_dir: str = "", manual_dir: str = "") -> np.ndarray:
-  """A tfds image dataset's split; prepared offline from the original files in `manual_dir`."""
+def load_tfds(name: str, split: str, data_dir: str = "", manual_dir: str = "",
+              download: bool = False) -> np.ndarray:
+  """A tfds image dataset's split, prepared once into `data_dir`.
+
+  Offline (the default) it is prepared from the original files in `manual_dir`; a missing file is
+  an error at once, not a download that would hang on an air-gapped machine.
+  """
   import tensorflow_datasets as tfds   # imported here: TensorFlow is slow to import
 
   try:
@@ -18,8 +23,7 @@ def load_tfds(name: str, split: str, data_dir: str = "", manual_dir: str = "") -
   except Exception as e:   # tfds raises DatasetNotFoundError and friends
     raise UserError(f"unknown tfds dataset {name!r}: {_first_line(e)}") from e
   if not builder.is_prepared():
-    if manual_dir and not os.path.isdir(manual_dir):
-      raise UserError(f"config.data.manual_dir={manual_dir!r} is not a folder")
+    _check_offline_files(builder, name, manual_dir, download)
     # Each dataset extracts into its own folder: MNIST and Fashion-MNIST share file names.
     downloads = os.path.join(builder.data_dir_root, "downloads", name)
     download_config = tfds.download.DownloadConfig(
@@ -28,17 +32,32 @@ def load_tfds(name: str, split: str, data_dir: str = "", manual_dir: str = "") -
     try:
       builder.download_and_prepare(download_dir=downloads, download_config=download_config)
     except Exception as e:
-      raise UserError(
-          f"could not prepare tfds dataset {name!r} in {builder.data_dir_root} "
-          f"({type(e).__name__}: {_first_line(e)}); put its original files in a folder and pass "
-          "--config.data.manual_dir=FOLDER") from e
+      raise UserError(f"could not prepare tfds dataset {name!r} in {builder.data_dir_root} "
+                      f"({type(e).__name__}: {_first_line(e)})") from e
+  if "image" not in builder.info.features:
+    raise UserError(f"tfds dataset {name!r} has no 'image' feature (it has "
+                    f"{sorted(builder.info.features)})")
   try:
-    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    ds = builder.as_dataset(split=split, batch_size=4096, shuffle_files=False)
   except Exception as e:
     raise UserError(f"tfds dataset {name!r} has no split {split!r}: {_first_line(e)}") from e
-  if "image" not in data:
-    raise UserError(f"tfds dataset {name!r} has no 'image' feature (it has {sorted(data)})")
-  return _check_images(data["image"], f"tfds:{name}")
+  images = np.concatenate([batch["image"] for batch in tfds.as_numpy(ds)])
+  return _check_images(images, f"tfds:{name}")
+
+
+def _check_offline_files(builder, name: str, manual_dir: str, download: bool) -> None:
+  if download:
+    return
+  where = f"tfds dataset {name!r} is not prepared in {builder.data_dir_root}"
+  if not manual_dir:
+    raise UserError(f"{where}: pass --config.data.manual_dir=FOLDER holding its original files "
+                    "(or --config.data.download=True to fetch them)")
+  if not os.path.isdir(manual_dir):
+    raise UserError(f"config.data.manual_dir={manual_dir!r} is not a folder")
+  expected = [info.filename or url.rsplit("/", 1)[-1] for url, info in (builder.url_infos or {}).items()]
+  missing = [f for f in expected if not os.path.exists(os.path.join(manual_dir, f))]
+  if missing:
+    raise UserError(f"{where}, and config.data.manual_dir={manual_dir!r} lacks {', '.join(missing)}")
 
 
 def load_npz(path: str) -> np.ndarray:

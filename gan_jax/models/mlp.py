@@ -37,11 +37,18 @@ class Discriminator(nn.Module):
     x = x.reshape(x.shape[0], -1)
     for width in self.hidden:
       if self.maxout:
-        x = nn.Dense(width * self.maxout)(x).reshape(x.shape[0], width, self.maxout).max(-1)
+        x = _maxout(nn.Dense(width * self.maxout)(x).reshape(x.shape[0], width, self.maxout))
       else:
         x = nn.leaky_relu(nn.Dense(width)(x), 0.2)
       x = _feature_norm(self.norm, train, self.axis_name)(x)
     return nn.Dense(1)(x)[:, 0]
+
+
+def _maxout(pieces):
+  # The gradient goes to the winning piece alone. jnp.max's rule divides by the number of ties
+  # found by comparing with the recomputed maximum, which XLA can make 0/0 when weights are clipped.
+  best = jnp.argmax(pieces, axis=-1)[..., None]
+  return jnp.take_along_axis(pieces, best, axis=-1)[..., 0]
 
 
 def _feature_norm(kind, train, axis_name):

@@ -1,0 +1,59 @@
+"""Test set-up: 4 virtual CPU devices, fast compiles, and the shared real data."""
+
+import importlib.util
+import os
+import pathlib
+
+# Before JAX is imported anywhere; subprocesses started by tests inherit these too.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")   # the tiny test models are compile-bound
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import ml_collections  # noqa: E402
+import pytest  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = pathlib.Path(os.environ.get("GAN_JAX_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+  if not SHARED_DATA.is_dir():
+    pytest.fail(f"real test data not found at {SHARED_DATA}; set GAN_JAX_SHARED_DATA")
+  return SHARED_DATA
+
+
+def load_experiment(name: str) -> ml_collections.ConfigDict:
+  spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def override(config: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigDict:
+  """override(c, **{"train.num_steps": 4}) sets dotted fields."""
+  for key, value in fields.items():
+    node = config
+    *path, leaf = key.split(".")
+    for part in path:
+      node = node[part]
+    node[leaf] = value
+  return config
+
+
+def tiny_toy_config(**fields) -> ml_collections.ConfigDict:
+  """experiments/toy_ring.py shrunk to train in seconds."""
+  c = load_experiment("toy_ring")
+  override(c, **{"model.g_hidden": (32, 32), "model.d_hidden": (32, 32), "train.batch_size": 32,
+                 "train.num_steps": 20, "log_every": 2, "sample_every": 10,
+                 "checkpoint_every": 10, "num_samples": 100})
+  return override(c, **fields)
+
+
+def tiny_dcgan_config(**fields) -> ml_collections.ConfigDict:
+  """experiments/dcgan.py with 28x28 networks of 8 base channels."""
+  c = load_experiment("dcgan")
+  override(c, **{"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "train.batch_size": 16,
+                 "train.num_steps": 6, "log_every": 1, "sample_every": 3, "checkpoint_every": 3,
+                 "num_samples": 16})
+  return override(c, **fields)

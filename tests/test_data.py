@@ -1,0 +1,97 @@
+"""Data sources on real files and tfds mocks; batches as a pure function of (seed, step)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gan_jax import UserError, data
+from gan_jax.data import sources, toy
+
+
+def test_batches_are_a_function_of_the_step_and_cover_each_epoch_once():
+  examples = np.arange(50)[:, None]
+  ds = data.from_array(examples, seed=3, n_critic=2, global_batch=5, host_start=0, host_size=5)
+  first_epoch = np.concatenate([ds.batch(s).reshape(-1) for s in range(5)])   # 5 steps x 10 = 50
+  assert sorted(first_epoch) == list(range(50))
+  second_epoch = np.concatenate([ds.batch(s).reshape(-1) for s in range(5, 10)])
+  assert sorted(second_epoch) == list(range(50)) and not np.array_equal(first_epoch, second_epoch)
+  again = data.from_array(examples, seed=3, n_critic=2, global_batch=5, host_start=0, host_size=5)
+  np.testing.assert_array_equal(again.batch(7), ds.batch(7))   # no state: step 7 directly
+  other_seed = data.from_array(examples, seed=4, n_critic=2, global_batch=5, host_start=0, host_size=5)
+  assert not np.array_equal(other_seed.batch(0), ds.batch(0))
+
+
+@pytest.mark.parametrize("source", ["array", "toy"])
+def test_hosts_share_the_global_batch(source):
+  def make(start, size):
+    if source == "toy":
+      return data.from_toy("grid25", 0, 2, 8, start, size)
+    return data.from_array(np.arange(40)[:, None], 0, 2, 8, start, size)
+  whole = make(0, 8).batch(3)
+  halves = np.concatenate([make(0, 4).batch(3), make(4, 4).batch(3)], axis=1)
+  np.testing.assert_array_equal(whole, halves)
+
+
+def test_toy_samples_sit_on_their_modes():
+  for name, count, sigma in (("ring8", 8, 0.01), ("grid25", 25, 0.05)):
+    centres, s = toy.modes(name)
+    assert centres.shape == (count, 2) and s == sigma
+    points = toy.sample(name, np.random.default_rng(0), 5000)
+    distance = np.linalg.norm(points[:, None] - centres[None], axis=-1)
+    assert np.all(distance.min(1) < 5 * sigma)
+    assert len(np.unique(distance.argmin(1))) == count
+  np.testing.assert_allclose(np.linalg.norm(toy.modes("ring8")[0], axis=1), 1.0)
+
+
+def test_npz_cifar10_test_split(shared_data):
+  images = sources.load_npz(str(shared_data / "cifar10" / "test.npz"))
+  assert images.shape == (10000, 32, 32, 3) and images.dtype == np.uint8
+  # the published CIFAR-10 test-set channel means
+  np.testing.assert_allclose(images[..., 0].mean() / 255, 0.4942143, atol=1e-6)
+  small = sources.resize(images[:4], 16)
+  assert small.shape == (4, 16, 16, 3)
+  np.testing.assert_allclose(small.mean(), images[:4].mean(), atol=2.0)
+
+
+def test_folder_of_pngs(tmp_path):
+  rng = np.random.default_rng(0)
+  pictures = rng.integers(0, 256, size=(3, 10, 10), dtype=np.uint8)
+  for i, p in enumerate(pictures):
+    Image.fromarray(p, "L").save(tmp_path / f"{i:03d}.png")
+  images = sources.load_folder(str(tmp_path))
+  np.testing.assert_array_equal(images[..., 0], pictures)
+  with pytest.raises(UserError, match="not a folder of .png"):
+    sources.load_folder(str(tmp_path / "missing"))
+
+
+def test_npz_errors(tmp_path):
+  np.savez(tmp_path / "bad.npz", pixels=np.zeros((2, 4, 4, 3), np.uint8))
+  with pytest.raises(UserError, match="no 'images' array"):
+    sources.load_npz(str(tmp_path / "bad.npz"))
+  with pytest.raises(UserError, match="no such file"):
+    sources.load_npz(str(tmp_path / "none.npz"))
+
+
+def test_tfds_by_name_with_mock_data(tmp_path):
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=12):
+    images = sources.load_tfds("fashion_mnist", "train", str(tmp_path), download=True)
+  assert images.shape == (12, 28, 28, 1) and images.dtype == np.uint8
+
+
+def test_tfds_offline_errors_name_the_fix(tmp_path):
+  with pytest.raises(UserError, match="manual_dir=FOLDER"):
+    sources.load_tfds("mnist", "train", str(tmp_path))
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(UserError, match="lacks t10k-images-idx3-ubyte.gz"):
+    sources.load_tfds("mnist", "train", str(tmp_path), str(tmp_path / "empty"))
+  with pytest.raises(UserError, match="unknown tfds dataset"):
+    sources.load_tfds("no_such_dataset_xyz", "train", str(tmp_path))
+
+
+def test_tfds_prepares_real_mnist_offline(shared_data, tmp_path):
+  """The stock tfds builder accepts the original IDX files through manual_dir (no network)."""
+  images = sources.load_tfds("mnist", "test", str(tmp_path), str(shared_data / "mnist"))
+  assert images.shape == (10000, 28, 28, 1)
+  # MNIST test-set mean intensity is 33.79 / 255 = 0.1325
+  np.testing.assert_allclose(images.mean() / 255, 0.1325, atol=5e-4)
