@@ -22,7 +22,7 @@ def main(argv: list[str]) -> None:
     config = _CONFIG.value.to_dict()   # the file loads lazily: its errors surface here
   except Exception as e:
     fail(f"cannot load --config: {str(e).strip().splitlines()[-1]}")
-  logging.set_verbosity(logging.WARNING)
+  logging.set_verbosity(logging.ERROR)
   from gan_jax import parallel, train   # after flag parsing: imports JAX
   if _MULTIHOST.value:
     parallel.initialize_multihost()

@@ -56,7 +56,7 @@ def main(argv):
     fail("--workdir=DIR is required")
   if not _OUT.value.endswith((".png", ".npy")):
     fail(f"--out={_OUT.value} must end in .png or .npy")
-  logging.set_verbosity(logging.WARNING)
+  logging.set_verbosity(logging.ERROR)
   import jax
   import numpy as np
 

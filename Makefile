@@ -1,0 +1,26 @@
+# Everything a researcher or CI runs; the first target that needs it creates .venv and installs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The real MNIST / Fashion-MNIST / CIFAR-10 files beside the checkout (see tests/conftest.py).
+export GAN_JAX_SHARED_DATA ?= $(abspath ../shared/data)
+
+.PHONY: install demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) -m gan_jax.main --config=experiments/toy_ring.py --workdir=runs/demo
+	@echo "pictures: runs/demo/samples/ (one per 500 steps), runs/demo/curves.png"
+
+test: install
+	$(PY) -m pytest -n 2 --durations=10 tests
+
+clean:
+	rm -rf runs/demo .pytest_cache
