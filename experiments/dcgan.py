@@ -16,3 +16,10 @@ def get_config():
   c.train.batch_size = 64
   c.train.num_steps = 5000
   return c
+
+
+def get_sweep(hyper):
+  """12 trials in one vmapped program: D's learning rate (TTUR), Adam's beta1, and seeds."""
+  return hyper.product(hyper.sweep("optimizer.d.lr", [1e-4, 2e-4, 4e-4]),
+                       hyper.sweep("optimizer.g.b1", [0.5, 0.9]),
+                       hyper.sweep("seed", [0, 1]))

@@ -1,5 +1,7 @@
 """Data parallelism: a device mesh with one named data axis, the per-device step mapped over it."""
 
+import math
+
 import jax
 import numpy as np
 from jax.sharding import NamedSharding
@@ -8,7 +10,12 @@ from jax.sharding import PartitionSpec as P
 from gan_jax import UserError
 from gan_jax.train_step import DATA_AXIS
 
+# Shardings are given explicitly where they matter (shard_map specs, device_put); elsewhere, such
+# as slicing one trial out of a stacked state, XLA may choose.
+AUTO = jax.sharding.AxisType.Auto
+TRIAL_AXIS = "trial"
 BATCH_SPEC = P(None, DATA_AXIS)   # batches are (n_critic, global_batch, ...)
+TRIAL_BATCH_SPEC = P(TRIAL_AXIS, None, DATA_AXIS)   # stacked trials: (trials, n_critic, batch, ...)
 
 
 def initialize_multihost() -> None:
@@ -23,7 +30,15 @@ def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
     if num_devices > len(devices):
       raise UserError(f"config.parallel.num_devices={num_devices} but only {len(devices)} devices exist")
     devices = devices[:num_devices]
-  return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices)
+  return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices, axis_types=(AUTO,))
+
+
+def make_trial_mesh(num_trials: int, num_devices: int = 0) -> jax.sharding.Mesh:
+  """A (trial, data) mesh: trials spread over as many devices as divide their number."""
+  devices = make_mesh(num_devices).devices.reshape(-1)
+  trial_devices = math.gcd(num_trials, len(devices))
+  return jax.make_mesh((trial_devices, len(devices) // trial_devices), (TRIAL_AXIS, DATA_AXIS),
+                       devices=devices, axis_types=(AUTO, AUTO))
 
 
 def check_batch_divides(global_batch: int, mesh: jax.sharding.Mesh) -> None:
@@ -43,13 +58,26 @@ def data_parallel(step_fn, mesh: jax.sharding.Mesh):
   return jax.jit(mapped, donate_argnums=0)
 
 
+def trials_parallel(step_fn, mesh: jax.sharding.Mesh):
+  """data_parallel for stacked trials: the step vmapped over the leading trial axis, trials split
+  over the mesh's trial axis and each trial's batch over its data axis."""
+  mapped = jax.shard_map(jax.vmap(step_fn), mesh=mesh,
+                         in_specs=(P(TRIAL_AXIS), TRIAL_BATCH_SPEC, P(TRIAL_AXIS)),
+                         out_specs=(P(TRIAL_AXIS), P(TRIAL_AXIS)), check_vma=False)
+  return jax.jit(mapped, donate_argnums=0)
+
+
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def shard_batch(host_batch: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
+def trial_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(TRIAL_AXIS))
+
+
+def shard_batch(host_batch: np.ndarray, mesh: jax.sharding.Mesh, spec: P = BATCH_SPEC) -> jax.Array:
   """This host's part of the global batch -> one global array split over the data axis."""
-  return jax.make_array_from_process_local_data(NamedSharding(mesh, BATCH_SPEC), host_batch)
+  return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), host_batch)
 
 
 def host_share(global_batch: int) -> tuple[int, int]:

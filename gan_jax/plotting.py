@@ -50,3 +50,19 @@ def save_curves(records: list[dict], path: str, keys=("d_loss", "g_loss")) -> No
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def save_overlay(curves: dict[str, list[dict]], path: str, keys=("d_loss", "g_loss")) -> None:
+  """Several runs' curves in one picture, one panel per metric."""
+  fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4), squeeze=False)
+  for ax, key in zip(axes[0], keys):
+    for name, records in curves.items():
+      ax.plot([r["step"] for r in records], [r.get(key, np.nan) for r in records], lw=1, label=name)
+    ax.set_title(key)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+  if len(curves) <= 16:
+    axes[0][-1].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -39,8 +39,8 @@ def tensorboard_writer(workdir: str) -> metric_writers.MetricWriter:
 class Progress:
   """`step 1200/2000 | d_loss 1.234 g_loss 0.987 | 45.6 steps/s | ETA 17s` on stdout."""
 
-  def __init__(self, start_step: int, num_steps: int):
-    self.num_steps = num_steps
+  def __init__(self, start_step: int, num_steps: int, prefix: str = ""):
+    self.num_steps, self.prefix = num_steps, prefix
     self.last_step, self.last_time = start_step, time.perf_counter()
 
   def report(self, step: int, metrics: dict) -> float:
@@ -49,7 +49,7 @@ class Progress:
     self.last_step, self.last_time = step, now
     eta = (self.num_steps - step) / rate if rate > 0 else math.inf
     losses = " ".join(f"{k} {metrics[k]:.4f}" for k in ("d_loss", "g_loss"))
-    print(f"step {step}/{self.num_steps} | {losses} | {rate:.2f} steps/s | ETA {_duration(eta)}",
+    print(f"{self.prefix}step {step}/{self.num_steps} | {losses} | {rate:.2f} steps/s | ETA {_duration(eta)}",
           flush=True, file=sys.stdout)
     return rate
 

@@ -34,7 +34,7 @@ def load_generator(workdir: str, step: int | None = None):
   with open(path) as f:
     config = ml_collections.ConfigDict(json.load(f))
   mesh = parallel.make_mesh(1)
-  gan, init = train.setup(config, mesh)
+  gan, init = train.setup(config, parallel.replicated(mesh))
   mngr = checkpointing.manager(workdir, config.keep_checkpoints)
   state = checkpointing.restore(mngr, init(train.run_keys(config.seed)["init"]), step)
   if state is None:

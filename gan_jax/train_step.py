@@ -30,11 +30,17 @@ class TrainState:
   g_opt_state: Any
   d_opt_state: Any
   ema_params: Any       # EMA of g_params (equal to g_params when ema_decay = 0)
+  hparams: Any          # the loss's numbers as arrays (see GAN), so a sweep can vmap over them
 
 
 @dataclasses.dataclass(frozen=True)
 class GAN:
-  """Everything static about a run's update: modules, optimisers and loss settings."""
+  """Everything static about a run's update: modules, optimisers and loss settings.
+
+  The step reads clip_value, gp_weight, r1_gamma and ema_decay from `state.hparams` (set from these
+  fields at init); here only whether each is on chooses the code path. Optimiser hyperparameters
+  likewise live in the optimiser states (optax.inject_hyperparams).
+  """
   generator: nn.Module
   discriminator: nn.Module
   g_tx: optax.GradientTransformation
@@ -49,12 +55,19 @@ class GAN:
   ema_decay: float = 0.0
 
 
+def optimizer_hparams(opt: ml_collections.ConfigDict) -> dict:
+  """The numbers of an optimiser config, named as the optax constructor names them."""
+  if opt.name == "adam":
+    return dict(learning_rate=opt.lr, b1=opt.b1, b2=opt.b2)
+  return dict(learning_rate=opt.lr, decay=opt.rms_decay)
+
+
 def make_optimizer(opt: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Adam or RMSProp (PyTorch's eps placement) with hyperparameters kept as arrays in the state."""
   if opt.name == "adam":
-    return optax.inject_hyperparams(optax.adam)(learning_rate=opt.lr, b1=opt.b1, b2=opt.b2)
-  return optax.inject_hyperparams(optax.rmsprop)(learning_rate=opt.lr, decay=opt.rms_decay,
-                                                 eps=1e-8, eps_in_sqrt=False)
+    return optax.inject_hyperparams(optax.adam)(**optimizer_hparams(opt))
+  return optax.inject_hyperparams(optax.rmsprop)(**optimizer_hparams(opt), eps=1e-8,
+                                                 eps_in_sqrt=False)
 
 
 def make_gan(config: ml_collections.ConfigDict, generator, discriminator) -> GAN:
@@ -78,7 +91,29 @@ def init_state(gan: GAN, key: jax.Array, data_shape: tuple[int, ...]) -> TrainSt
       step=jnp.zeros((), jnp.int32),
       g_params=g_params, g_stats=g_stats, d_params=d_params, d_stats=d_stats,
       g_opt_state=gan.g_tx.init(g_params), d_opt_state=gan.d_tx.init(d_params),
-      ema_params=g_params)
+      ema_params=g_params, hparams=initial_hparams(gan))
+
+
+def initial_hparams(gan: GAN) -> dict:
+  return {name: jnp.asarray(getattr(gan, name), jnp.float32) for name in HPARAMS}
+
+
+HPARAMS = ("clip_value", "gp_weight", "r1_gamma", "ema_decay")
+
+
+def with_hparams(state: TrainState, config: ml_collections.ConfigDict) -> TrainState:
+  """`state` with every number that a config may vary without changing the program set from
+  `config`: the optimisers' hyperparameters and the loss's weights."""
+  def set_opt(opt_state, opt):
+    values = {k: jnp.asarray(v, jnp.float32) for k, v in optimizer_hparams(opt).items()}
+    return opt_state._replace(hyperparams={**opt_state.hyperparams, **values})
+  gp_weight = config.gp_weight if config.loss == "wgan_gp" else 0.0
+  numbers = dict(clip_value=config.clip_value, gp_weight=gp_weight, r1_gamma=config.r1_gamma,
+                 ema_decay=config.ema_decay)
+  return state.replace(
+      g_opt_state=set_opt(state.g_opt_state, config.optimizer.g),
+      d_opt_state=set_opt(state.d_opt_state, config.optimizer.d),
+      hparams={k: jnp.asarray(v, jnp.float32) for k, v in numbers.items()})
 
 
 def to_model_range(batch):
@@ -112,10 +147,10 @@ def _critic_update(gan: GAN, state: TrainState, real, fake, gp_eps):
     terms = {}
     if gan.gp_weight:
       terms["gp"] = losses.gradient_penalty(d_of, real, fake, gp_eps)
-      d_loss += gan.gp_weight * terms["gp"]
+      d_loss += state.hparams["gp_weight"] * terms["gp"]
     if gan.r1_gamma:
       terms["r1"] = losses.r1_penalty(d_of, real)
-      d_loss += 0.5 * gan.r1_gamma * terms["r1"]
+      d_loss += 0.5 * state.hparams["r1_gamma"] * terms["r1"]
     if losses.is_probabilistic(gan.loss):
       real_out, fake_out = jax.nn.sigmoid(real_out), jax.nn.sigmoid(fake_out)
     metrics = dict(d_loss=d_loss, d_real=jnp.mean(real_out), d_fake=jnp.mean(fake_out), **terms)
@@ -126,7 +161,8 @@ def _critic_update(gan: GAN, state: TrainState, real, fake, gp_eps):
   updates, d_opt_state = gan.d_tx.update(grads, state.d_opt_state, state.d_params)
   d_params = optax.apply_updates(state.d_params, updates)
   if gan.clip_value:
-    d_params = jax.tree.map(lambda p: jnp.clip(p, -gan.clip_value, gan.clip_value), d_params)
+    c = state.hparams["clip_value"]
+    d_params = jax.tree.map(lambda p: jnp.clip(p, -c, c), d_params)
   metrics["d_grad_norm"] = optax.global_norm(grads)
   state = state.replace(d_params=d_params, d_stats=d_stats, d_opt_state=d_opt_state)
   return state, metrics
@@ -143,8 +179,8 @@ def _generator_update(gan: GAN, state: TrainState, fake, g_vjp):
   grads = lax.pmean(grads, DATA_AXIS)
   updates, g_opt_state = gan.g_tx.update(grads, state.g_opt_state, state.g_params)
   g_params = optax.apply_updates(state.g_params, updates)
-  ema_params = jax.tree.map(lambda e, p: gan.ema_decay * e + (1.0 - gan.ema_decay) * p,
-                            state.ema_params, g_params)
+  decay = state.hparams["ema_decay"]
+  ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g_params)
   state = state.replace(g_params=g_params, g_opt_state=g_opt_state, ema_params=ema_params)
   return state, dict(g_loss=g_loss, g_grad_norm=optax.global_norm(grads))
 

@@ -29,7 +29,7 @@ def run_steps(config, num_devices, images, num_steps=20):
     dataset = data.from_array(images, config.seed, config.n_critic, config.train.batch_size, 0,
                               config.train.batch_size)
   config.data.shape = dataset.shape
-  gan, init = train.setup(config, mesh)
+  gan, init = train.setup(config, parallel.replicated(mesh))
   keys = train.run_keys(config.seed)
   state = init(keys["init"])
   step_fn = parallel.data_parallel(functools.partial(train_step, gan), mesh)

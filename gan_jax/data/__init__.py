@@ -70,11 +70,13 @@ def from_toy(name: str, seed: int, n_critic: int, global_batch: int,
   return Dataset((2,), np.dtype(np.float32), batch)
 
 
-def create(config: ml_collections.ConfigDict, host_start: int, host_size: int) -> Dataset:
+def create(config: ml_collections.ConfigDict, host_start: int, host_size: int,
+           images: np.ndarray | None = None) -> Dataset:
+  """The config's dataset; `images` (from load_images) saves loading them again."""
   args = (config.seed, config.n_critic, config.train.batch_size, host_start, host_size)
   if config.data.source == "toy":
     return from_toy(config.data.name, *args)
-  return from_array(load_images(config.data), *args)
+  return from_array(load_images(config.data) if images is None else images, *args)
 
 
 def prefetch(dataset: Dataset, start: int, stop: int, depth: int = 2) -> Iterator[np.ndarray]:
