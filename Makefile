@@ -22,5 +22,10 @@ demo: install
 test: install
 	$(PY) -m pytest -n 2 --durations=10 tests
 
+bench: install
+	$(PY) benchmarks/sweep_throughput.py --trials=8 --experiment=toy_ring
+	$(PY) benchmarks/sweep_throughput.py --trials=8 --experiment=dcgan --steps=10 --repeats=3 \
+	    --json=benchmarks/sweep_throughput_dcgan.json
+
 clean:
 	rm -rf runs/demo .pytest_cache

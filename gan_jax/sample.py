@@ -12,11 +12,7 @@ from absl import app, flags, logging
 from gan_jax import UserError
 from gan_jax.cli import fail, parse_flags
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "run directory written by gan_jax.main")
-_NUM = flags.DEFINE_integer("num", 64, "number of samples")
-_OUT = flags.DEFINE_string("out", "samples.png", "output file, .png or .npy")
-_STEP = flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)")
-_SEED = flags.DEFINE_integer("seed", 0, "seed of the noise")
+FLAGS = flags.FLAGS
 
 
 def load_generator(workdir: str, step: int | None = None):
@@ -49,13 +45,22 @@ def load_generator(workdir: str, step: int | None = None):
   return sample, config, int(state.step)
 
 
+def _define_flags() -> None:
+  """Only when run as a program: importing this module for its functions defines no flags."""
+  flags.DEFINE_string("workdir", None, "run directory written by gan_jax.main")
+  flags.DEFINE_integer("num", 64, "number of samples")
+  flags.DEFINE_string("out", "samples.png", "output file, .png or .npy")
+  flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)")
+  flags.DEFINE_integer("seed", 0, "seed of the noise")
+
+
 def main(argv):
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}")
-  if not _WORKDIR.value:
+  if not FLAGS.workdir:
     fail("--workdir=DIR is required")
-  if not _OUT.value.endswith((".png", ".npy")):
-    fail(f"--out={_OUT.value} must end in .png or .npy")
+  if not FLAGS.out.endswith((".png", ".npy")):
+    fail(f"--out={FLAGS.out} must end in .png or .npy")
   logging.set_verbosity(logging.ERROR)
   import jax
   import numpy as np
@@ -63,17 +68,18 @@ def main(argv):
   from gan_jax import plotting
   from gan_jax.data import toy
   try:
-    sample, config, step = load_generator(_WORKDIR.value, _STEP.value)
+    sample, config, step = load_generator(FLAGS.workdir, FLAGS.step)
   except UserError as e:
     fail(str(e))
-  samples = sample(jax.random.key(_SEED.value), _NUM.value)
-  if _OUT.value.endswith(".npy"):
-    np.save(_OUT.value, samples.astype(np.float32))
+  samples = sample(jax.random.key(FLAGS.seed), FLAGS.num)
+  if FLAGS.out.endswith(".npy"):
+    np.save(FLAGS.out, samples.astype(np.float32))
   else:
     modes = toy.modes(config.data.name)[0] if config.data.source == "toy" else None
-    plotting.save_samples(samples, _OUT.value, modes)
-  print(f"wrote {len(samples)} samples of step {step} to {_OUT.value}", file=sys.stdout)
+    plotting.save_samples(samples, FLAGS.out, modes)
+  print(f"wrote {len(samples)} samples of step {step} to {FLAGS.out}", file=sys.stdout)
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main, flags_parser=parse_flags)

@@ -19,11 +19,8 @@ from ml_collections import config_flags
 from gan_jax import UserError, hyper
 from gan_jax.cli import fail, parse_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file with get_sweep()",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "sweep directory; an existing one is resumed")
-_VECTORIZE = flags.DEFINE_bool("vectorize", True, "train trials that share a program together")
-_MAX_STACK = flags.DEFINE_integer("max_stack", 16, "at most this many trials in one program")
+FLAGS = flags.FLAGS
+
 
 # Numbers the step reads from its state, so trials differing only in them share one program.
 VECTOR_FIELDS = ("seed", "clip_value", "gp_weight", "r1_gamma", "ema_decay") + tuple(
@@ -144,23 +141,33 @@ def summarize(workdir: str, names: list[str], trials: list[dict], timing: dict) 
   return rows
 
 
+def _define_flags() -> None:
+  """Only when run as a program: importing this module for its functions defines no flags."""
+  config_flags.DEFINE_config_file("config", None, "experiment file with get_sweep()",
+                                  lock_config=True)
+  flags.DEFINE_string("workdir", None, "sweep directory; an existing one is resumed")
+  flags.DEFINE_bool("vectorize", True, "train trials that share a program together")
+  flags.DEFINE_integer("max_stack", 16, "at most this many trials in one program")
+
+
 def main(argv):
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}")
-  if _CONFIG.value is None or not _WORKDIR.value:
+  if FLAGS.config is None or not FLAGS.workdir:
     fail("both --config=experiments/NAME.py and --workdir=DIR are required")
   try:
-    base = ml_collections.ConfigDict(_CONFIG.value.to_dict())
+    base = ml_collections.ConfigDict(FLAGS.config.to_dict())
   except Exception as e:
     fail(f"cannot load --config: {str(e).strip().splitlines()[-1].strip()}")
   logging.set_verbosity(logging.ERROR)
   try:
     trials = load_trials(config_flags.get_config_filename(flags.FLAGS["config"]))
-    rows = run_sweep(base, trials, _WORKDIR.value, _VECTORIZE.value, _MAX_STACK.value)
+    rows = run_sweep(base, trials, FLAGS.workdir, FLAGS.vectorize, FLAGS.max_stack)
   except UserError as e:
     fail(str(e))
-  print(f"{len(rows)} trials: {_WORKDIR.value}/sweep.csv, {_WORKDIR.value}/sweep.png")
+  print(f"{len(rows)} trials: {FLAGS.workdir}/sweep.csv, {FLAGS.workdir}/sweep.png")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main, flags_parser=parse_flags)

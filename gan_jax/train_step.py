@@ -70,14 +70,19 @@ def make_optimizer(opt: ml_collections.ConfigDict) -> optax.GradientTransformati
                                                  eps_in_sqrt=False)
 
 
+def loss_hparams(config: ml_collections.ConfigDict) -> dict:
+  """The HPARAMS of a config (gp_weight counts for loss=wgan_gp only)."""
+  return dict(clip_value=config.clip_value,
+              gp_weight=config.gp_weight if config.loss == "wgan_gp" else 0.0,
+              r1_gamma=config.r1_gamma, ema_decay=config.ema_decay)
+
+
 def make_gan(config: ml_collections.ConfigDict, generator, discriminator) -> GAN:
   return GAN(
       generator=generator, discriminator=discriminator,
       g_tx=make_optimizer(config.optimizer.g), d_tx=make_optimizer(config.optimizer.d),
       loss=config.loss, nz=config.model.nz, global_batch=config.train.batch_size,
-      n_critic=config.n_critic, clip_value=config.clip_value,
-      gp_weight=config.gp_weight if config.loss == "wgan_gp" else 0.0,
-      r1_gamma=config.r1_gamma, ema_decay=config.ema_decay)
+      n_critic=config.n_critic, **loss_hparams(config))
 
 
 def init_state(gan: GAN, key: jax.Array, data_shape: tuple[int, ...]) -> TrainState:
@@ -107,13 +112,10 @@ def with_hparams(state: TrainState, config: ml_collections.ConfigDict) -> TrainS
   def set_opt(opt_state, opt):
     values = {k: jnp.asarray(v, jnp.float32) for k, v in optimizer_hparams(opt).items()}
     return opt_state._replace(hyperparams={**opt_state.hyperparams, **values})
-  gp_weight = config.gp_weight if config.loss == "wgan_gp" else 0.0
-  numbers = dict(clip_value=config.clip_value, gp_weight=gp_weight, r1_gamma=config.r1_gamma,
-                 ema_decay=config.ema_decay)
   return state.replace(
       g_opt_state=set_opt(state.g_opt_state, config.optimizer.g),
       d_opt_state=set_opt(state.d_opt_state, config.optimizer.d),
-      hparams={k: jnp.asarray(v, jnp.float32) for k, v in numbers.items()})
+      hparams={k: jnp.asarray(v, jnp.float32) for k, v in loss_hparams(config).items()})
 
 
 def to_model_range(batch):

@@ -30,3 +30,12 @@ def test_experiment_builds(name):
     assert config.n_critic == 5 and gan.gp_weight == 10.0 and config.model.d_norm != "batch"
   if name == "wgan":
     assert config.clip_value == 0.01 and config.optimizer.d.name == "rmsprop"
+
+
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS
+                                  if "get_sweep" in (ROOT / "experiments" / f"{n}.py").read_text()])
+def test_experiment_sweeps_are_one_vectorised_program(name):
+  from gan_jax import sweep
+  trials = sweep.load_trials(str(ROOT / "experiments" / f"{name}.py"))
+  configs = [sweep.trial_config(load_experiment(name), t) for t in trials]
+  assert len(trials) >= 12 and len(sweep.group_trials(configs, True, 16)) == 1

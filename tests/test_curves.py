@@ -1,0 +1,60 @@
+"""curves compare tells a reproduced run from a perturbed one; the short references reproduce."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from gan_jax import curves
+
+REFERENCES = sorted((ROOT / "experiments" / "reference").glob("*.json"))
+
+
+def _records(values, steps=None):
+  return [{"step": s, "d_loss": v, "g_loss": -v} for s, v in zip(steps or range(1, len(values) + 1), values)]
+
+
+def test_compare_reports_the_largest_deviation_and_its_step():
+  a = _records([1.0, 2.0, 3.0, 4.0])
+  assert curves.compare(a, _records([1.0, 2.0, 3.0, 4.0]), ["d_loss", "g_loss"], 0, 0)[0]
+  agree, lines = curves.compare(a, _records([1.0, 2.0, 3.003, 4.0]), ["d_loss"], 1e-5, 0)
+  assert not agree and "at step 3" in lines[0] and "1 of 4 steps" in lines[0]
+  assert curves.compare(a, _records([1.0, 2.0, 3.003, 4.0]), ["d_loss"], 1e-2, 0)[0]
+  assert not curves.compare(a, _records([1.0, 2.0, 3.0], [1, 2, 4]), ["d_loss"], 1, 1)[0]
+
+
+def _write(path, records):
+  path.write_text("".join(json.dumps(r) + "\n" for r in records))
+  return str(path)
+
+
+def test_compare_and_plot_commands(tmp_path):
+  a = _write(tmp_path / "a.jsonl", _records([1.0, 2.0, 3.0]))
+  b = _write(tmp_path / "b.jsonl", _records([1.0, 2.0, 3.0]))
+  c = _write(tmp_path / "c.jsonl", _records([1.0, 2.5, 3.0]))
+  run = lambda *args: subprocess.run([sys.executable, "-m", "gan_jax.curves", *args], cwd=ROOT,
+                                     capture_output=True, text=True, timeout=300)
+  assert run("compare", a, b, "--rtol=0", "--atol=0").returncode == 0
+  different = run("compare", a, c, "--metrics=d_loss")
+  assert different.returncode == 1 and "at step 2" in different.stdout
+  assert run("plot", a, c, f"--out={tmp_path / 'both.png'}").returncode == 0
+  assert (tmp_path / "both.png").stat().st_size > 0
+  assert run("compare", a, str(tmp_path / "missing")).returncode == 2
+
+
+def test_references_say_how_they_were_made():
+  assert {"toy_ring", "toy_grid_wgan_gp", "dcgan_mnist", "wgan_gp_mnist"} <= {p.stem for p in REFERENCES}
+  for path in REFERENCES:
+    reference = json.loads(path.read_text())
+    assert reference["metrics"] and reference["versions"]["jax"] and reference["platform"] == "cpu"
+
+
+@pytest.mark.parametrize("path", [p for p in REFERENCES if json.loads(p.read_text())["rerun_in_tests"]],
+                         ids=lambda p: p.stem)
+def test_short_references_reproduce(path):
+  """Bit for bit on the machine that recorded them; the tolerance allows another x86 CPU."""
+  agree, lines = curves.reproduce(str(path), ["d_loss", "g_loss"], rtol=1e-3, atol=1e-4)
+  assert agree, "\n".join(lines)
