@@ -83,9 +83,16 @@ def _finished(config, workdir: str) -> bool:
 
 
 def run_sweep(base: ml_collections.ConfigDict, trials: list[dict], workdir: str,
-              vectorize: bool = True, max_stack: int = 16) -> list[dict]:
-  """Train every trial not yet finished; returns the summary rows (also in sweep.csv)."""
+              vectorize: bool | None = True, max_stack: int = 16) -> list[dict]:
+  """Train every trial not yet finished; returns the summary rows (also in sweep.csv).
+
+  vectorize=None: on accelerators only (benchmarks/NOTES.md: on XLA:CPU a vmapped DCGAN step runs
+  at 0.36x the trials-per-second of one trial after another).
+  """
+  import jax
   from gan_jax import train
+  if vectorize is None:
+    vectorize = jax.default_backend() != "cpu"
   configs = [trial_config(base, t) for t in trials]
   names = [f"trial_{i:03d}" for i in range(len(trials))]
   os.makedirs(workdir, exist_ok=True)
@@ -146,7 +153,9 @@ def _define_flags() -> None:
   config_flags.DEFINE_config_file("config", None, "experiment file with get_sweep()",
                                   lock_config=True)
   flags.DEFINE_string("workdir", None, "sweep directory; an existing one is resumed")
-  flags.DEFINE_bool("vectorize", True, "train trials that share a program together")
+  flags.DEFINE_enum("vectorize", "auto", ["auto", "true", "false"],
+                    "train trials that share a program together; auto: on accelerators only "
+                    "(on XLA:CPU vmapped convolutions run slower than one trial after another)")
   flags.DEFINE_integer("max_stack", 16, "at most this many trials in one program")
 
 
@@ -162,7 +171,8 @@ def main(argv):
   logging.set_verbosity(logging.ERROR)
   try:
     trials = load_trials(config_flags.get_config_filename(flags.FLAGS["config"]))
-    rows = run_sweep(base, trials, FLAGS.workdir, FLAGS.vectorize, FLAGS.max_stack)
+    vectorize = {"auto": None, "true": True, "false": False}[FLAGS.vectorize]
+    rows = run_sweep(base, trials, FLAGS.workdir, vectorize, FLAGS.max_stack)
   except UserError as e:
     fail(str(e))
   print(f"{len(rows)} trials: {FLAGS.workdir}/sweep.csv, {FLAGS.workdir}/sweep.png")

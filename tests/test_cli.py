@@ -1,6 +1,5 @@
 """The command lines as a user runs them: errors are one line on stderr with exit code 2."""
 
-import os
 import subprocess
 import sys
 

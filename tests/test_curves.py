@@ -1,7 +1,6 @@
 """curves compare tells a reproduced run from a perturbed one; the short references reproduce."""
 
 import json
-import pathlib
 import subprocess
 import sys
 

@@ -1,7 +1,6 @@
 """Every experiment file loads, validates, and builds its networks and train state."""
 
 import functools
-import pathlib
 
 import jax
 import pytest

@@ -85,7 +85,7 @@ def test_sweep_command_runs_twelve_trials_of_an_experiment(tmp_path):
   workdir = tmp_path / "sweep"
   result = subprocess.run(
       [sys.executable, "-m", "gan_jax.sweep", "--config=experiments/toy_ring.py", f"--workdir={workdir}",
-       "--config.train.num_steps=6", "--config.log_every=3", "--config.model.g_hidden=(16,)",
+       "--vectorize=true", "--config.train.num_steps=6", "--config.log_every=3", "--config.model.g_hidden=(16,)",
        "--config.model.d_hidden=(16,)", "--config.train.batch_size=8", "--config.num_samples=16"],
       cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr
