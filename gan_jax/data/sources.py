@@ -10,8 +10,8 @@ from gan_jax import UserError
 
 
 def load_tfds(name: str, split: str, data_dir: str = "", manual_dir: str = "",
-              download: bool = False) -> np.ndarray:
-  """A tfds image dataset's split, prepared once into `data_dir`.
+              download: bool = False, with_labels: bool = False):
+  """A tfds image dataset's split (and its labels if asked), prepared once into `data_dir`.
 
   Offline (the default) it is prepared from the original files in `manual_dir`; a missing file is
   an error at once, not a download that would hang on an air-gapped machine.
@@ -34,15 +34,20 @@ def load_tfds(name: str, split: str, data_dir: str = "", manual_dir: str = "",
     except Exception as e:
       raise UserError(f"could not prepare tfds dataset {name!r} in {builder.data_dir_root} "
                       f"({type(e).__name__}: {_first_line(e)})") from e
-  if "image" not in builder.info.features:
-    raise UserError(f"tfds dataset {name!r} has no 'image' feature (it has "
-                    f"{sorted(builder.info.features)})")
+  keys = ("image", "label") if with_labels else ("image",)
+  for key in keys:
+    if key not in builder.info.features:
+      raise UserError(f"tfds dataset {name!r} has no {key!r} feature (it has "
+                      f"{sorted(builder.info.features)})")
   try:
     ds = builder.as_dataset(split=split, batch_size=4096, shuffle_files=False)
   except Exception as e:
     raise UserError(f"tfds dataset {name!r} has no split {split!r}: {_first_line(e)}") from e
-  images = np.concatenate([batch["image"] for batch in tfds.as_numpy(ds)])
-  return _check_images(images, f"tfds:{name}")
+  batches = list(tfds.as_numpy(ds))
+  images = _check_images(np.concatenate([b["image"] for b in batches]), f"tfds:{name}")
+  if with_labels:
+    return images, np.concatenate([b["label"] for b in batches]).astype(np.int32)
+  return images
 
 
 def _check_offline_files(builder, name: str, manual_dir: str, download: bool) -> None:

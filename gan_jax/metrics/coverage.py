@@ -1,0 +1,26 @@
+"""Mode coverage: of the 2-D toy mixtures (PacGAN/VEEGAN protocol) and of a dataset's classes."""
+
+import numpy as np
+
+from gan_jax.data import toy
+
+
+def toy_mode_coverage(samples, dataset: str) -> dict:
+  """A sample is high quality within 3 sigma of its nearest mode; a mode is captured when it is
+  the nearest mode of at least one high-quality sample."""
+  centres, sigma = toy.modes(dataset)
+  distance = np.linalg.norm(np.asarray(samples)[:, None] - centres[None], axis=-1)
+  high_quality = distance.min(1) <= 3 * sigma
+  captured = np.unique(distance.argmin(1)[high_quality])
+  return {"modes": int(len(captured)), "num_modes": int(len(centres)),
+          "high_quality_percent": float(100 * high_quality.mean())}
+
+
+def class_coverage(logits, num_classes: int | None = None) -> dict:
+  """How many classes the classifier sees among the samples, and KL(histogram || uniform)."""
+  logits = np.asarray(logits)
+  num_classes = num_classes or logits.shape[1]
+  histogram = np.bincount(logits.argmax(1), minlength=num_classes) / len(logits)
+  nonzero = histogram > 0
+  kl = float(np.sum(histogram[nonzero] * np.log(histogram[nonzero] * num_classes)))
+  return {"classes": int(nonzero.sum()), "num_classes": num_classes, "class_kl_to_uniform": kl}

@@ -1,0 +1,81 @@
+"""The MNIST classifier as a feature extractor, and gan_jax.evaluate on toy and image runs."""
+
+import gzip
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from conftest import tiny_dcgan_config, tiny_toy_config
+from gan_jax import classifier, evaluate, metrics, train
+
+
+def _idx(path, offset):
+  with gzip.open(path) as f:
+    return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+
+@pytest.fixture(scope="module")
+def mnist_test(shared_data):
+  images = _idx(shared_data / "mnist" / "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+  labels = _idx(shared_data / "mnist" / "t10k-labels-idx1-ubyte.gz", 8).astype(np.int32)
+  return images, labels
+
+
+@pytest.fixture(scope="module")
+def small_classifier(mnist_test, tmp_path_factory):
+  """Trained on 4000 real MNIST digits for one epoch: enough to tell digits from noise."""
+  images, labels = mnist_test
+  params, accuracy = classifier.train_classifier(images[:4000], labels[:4000], images[8000:],
+                                                 labels[8000:], epochs=1)
+  workdir = str(tmp_path_factory.mktemp("classifier"))
+  classifier.save(workdir, params, {"dataset": "mnist", "test_accuracy": accuracy, "num_classes": 10,
+                                    "image_shape": [28, 28, 1]})
+  return workdir, accuracy
+
+
+def test_classifier_learns_and_round_trips(small_classifier, mnist_test):
+  workdir, accuracy = small_classifier
+  assert accuracy > 0.9
+  features_of, info = classifier.load(workdir)
+  features, logits = features_of(mnist_test[0][8000:8100])
+  assert features.shape == (100, classifier.FEATURES) and logits.shape == (100, 10)
+  assert (logits.argmax(1) == mnist_test[1][8000:8100]).mean() > 0.85
+  assert len(info["sha256"]) == 64
+
+
+def test_classifier_fid_tells_digits_from_noise(small_classifier, mnist_test):
+  features_of, _ = classifier.load(small_classifier[0])
+  images = mnist_test[0]
+
+  def stats(x):
+    s = metrics.FeatureStats(classifier.FEATURES)
+    s.update(features_of(x)[0])
+    return s.mean_cov()
+
+  real_a, real_b = stats(images[4000:6000]), stats(images[6000:8000])
+  noise = stats(np.random.default_rng(0).integers(0, 256, (2000, 28, 28, 1), dtype=np.uint8))
+  same = metrics.frechet_distance(*real_a, *real_b)
+  assert same < 0.05 * metrics.frechet_distance(*real_a, *noise)
+
+
+def test_evaluate_toy_run(tmp_path):
+  train.train_and_evaluate(tiny_toy_config(), str(tmp_path))
+  result = evaluate.evaluate(str(tmp_path), num_samples=500)
+  assert result["step"] == 20 and result["num_modes"] == 8 and result["how"]["num_fake"] == 500
+  assert json.load(open(tmp_path / "eval.json"))["modes"] == result["modes"]
+
+
+def test_evaluate_image_run(tmp_path, small_classifier, mnist_test):
+  np.savez(tmp_path / "mnist.npz", images=mnist_test[0][:512])
+  run = tmp_path / "run"
+  train.train_and_evaluate(tiny_dcgan_config(**{"data.source": "npz",
+                                                "data.path": str(tmp_path / "mnist.npz")}), str(run))
+  result = evaluate.evaluate(str(run), num_samples=300, classifier_dir=small_classifier[0])
+  for key in ("fid", "kid", "precision", "recall", "inception_score", "classes", "class_kl_to_uniform"):
+    assert np.isfinite(result[key]), key
+  how = result["how"]
+  assert how["num_fake"] == 300 and how["num_real"] == 512 and len(how["weights_sha256"]) == 64
+  # the real side is cached beside the classifier, keyed by dataset, split and weights
+  assert list(pathlib.Path(small_classifier[0]).glob("reference_mnist_test_*.npz"))
