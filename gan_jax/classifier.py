@@ -76,9 +76,8 @@ def train_classifier(images, labels, test_images, test_labels, epochs: int = 3,
 
 def extract(model: CNN, params, images, batch_size: int = 1000):
   """(features, logits) as float32 NumPy arrays, in batches."""
-  apply = jax.jit(lambda x: model.apply({"params": params}, x))
-  outputs = [jax.device_get(apply(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
-  return tuple(np.concatenate([o[j] for o in outputs]).astype(np.float32) for j in range(2))
+  from gan_jax.metrics.extractors import batched
+  return batched(jax.jit(lambda x: model.apply({"params": params}, x)), images, batch_size)
 
 
 def save(workdir: str, params, info: dict) -> dict:

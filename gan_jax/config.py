@@ -15,6 +15,7 @@ TOY_DATASETS = ("ring8", "grid25")
 RESUMABLE_CHANGES = (
     "train.num_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
     "data.manual_dir", "data.data_dir", "data.download", "data.path", "parallel.num_devices",
+    "eval_every", "eval_samples", "eval_classifier",
 )
 
 
@@ -69,6 +70,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 1000
   c.keep_checkpoints = 3
   c.num_samples = 64          # size of the fixed-noise sample grid
+  c.eval_every = 0            # evaluate (gan_jax.evaluate's metrics) every this many steps; 0 = off
+  c.eval_samples = 0          # generated samples per evaluation; 0 = 2500 for 2-D toys, else 10000
+  c.eval_classifier = ""      # gan_jax.classifier directory, needed for image metrics
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.num_devices = 0  # 0 = all local devices
@@ -132,13 +136,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
       value = value[part]
     _positive(config, field, value)
   for field in ("clip_value", "gp_weight", "r1_gamma", "train.num_steps", "data.image_size",
-                "parallel.num_devices", "model.d_maxout"):
+                "parallel.num_devices", "model.d_maxout", "eval_every", "eval_samples"):
     value = config
     for part in field.split("."):
       value = value[part]
     _positive(config, field, value, allow_zero=True)
   if not 0.0 <= config.ema_decay < 1.0:
     raise UserError(f"config.ema_decay={config.ema_decay} must be in [0, 1)")
+  if config.eval_every and config.data.source != "toy" and not config.eval_classifier:
+    raise UserError("config.eval_every on images needs config.eval_classifier=DIR "
+                    "(python -m gan_jax.classifier trains one)")
   if config.loss == "wgan_gp" and config.gp_weight == 0:
     raise UserError("config.loss=wgan_gp needs config.gp_weight > 0")
 

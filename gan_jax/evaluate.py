@@ -15,22 +15,24 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
-from gan_jax import UserError, classifier, metrics
+from gan_jax import UserError, metrics
+from gan_jax.metrics import extractors
 from gan_jax.cli import fail, parse_flags
 
 FLAGS = flags.FLAGS
 MAX_KERNEL_SAMPLES = 10000   # KID and precision/recall hold features in memory: cap them
 
 
-def real_reference(config, classifier_dir: str, info: dict, features_of, split: str) -> dict:
-  """Mean, covariance and up to MAX_KERNEL_SAMPLES features of a real split (cached on disk)."""
+def real_reference(config, extractor, split: str, cache_dir: str) -> dict:
+  """Mean, covariance and up to MAX_KERNEL_SAMPLES features of a real split, cached in
+  `cache_dir` under a name keyed by dataset, split and the extractor's weights hash."""
   from gan_jax import data
-  path = os.path.join(classifier_dir, f"reference_{config.data.name}_{split}_{info['sha256'][:16]}.npz")
+  name = f"reference_{config.data.name}_{split}_{extractor.info['sha256'][:16]}.npz"
+  path = os.path.join(cache_dir, name)
   if not os.path.exists(path):
     real_data = config.data.copy_and_resolve_references()
     real_data.split = split
-    images = data.load_images(real_data)
-    features, _ = features_of(images)
+    features, _ = extractor.features_of(data.load_images(real_data))
     stats = metrics.FeatureStats(features.shape[1])
     stats.update(features)
     mean, cov = stats.mean_cov()
@@ -40,29 +42,29 @@ def real_reference(config, classifier_dir: str, info: dict, features_of, split: 
     return {k: f[k] for k in f.files}
 
 
-def image_metrics(samples_uint8, config, classifier_dir: str, real_split: str) -> dict:
-  features_of, info = classifier.load(classifier_dir)
-  if list(samples_uint8.shape[1:]) != info["image_shape"]:
-    raise UserError(f"the classifier takes {info['image_shape']} images, the run makes "
-                    f"{list(samples_uint8.shape[1:])}")
-  real = real_reference(config, classifier_dir, info, features_of, real_split)
-  features, logits = features_of(samples_uint8)
+def image_metrics(samples_uint8, config, extractor, real_split: str, cache_dir: str) -> dict:
+  """FID, KID, precision/recall and Inception Score in the extractor's space (class coverage too
+  when it is a gan_jax.classifier)."""
+  shape = extractor.info.get("image_shape")
+  if shape and list(samples_uint8.shape[1:]) != shape:
+    raise UserError(f"the classifier takes {shape} images, the run makes {list(samples_uint8.shape[1:])}")
+  real = real_reference(config, extractor, real_split, cache_dir)
+  features, logits = extractor.features_of(samples_uint8)
   stats = metrics.FeatureStats(features.shape[1])
   stats.update(features)
   kernel_fake = features[:MAX_KERNEL_SAMPLES]
   kid, kid_std = metrics.kernel_inception_distance(real["features"], kernel_fake)
   precision, recall = metrics.precision_recall(real["features"], kernel_fake)
   inception, inception_std = metrics.inception_score(logits)
+  coverage = metrics.class_coverage(logits) if "num_classes" in extractor.info else {}
   return {
       "fid": metrics.frechet_distance(real["mean"], real["cov"], *stats.mean_cov()),
       "kid": kid, "kid_std": kid_std, "precision": precision, "recall": recall,
-      "inception_score": inception, "inception_score_std": inception_std,
-      **metrics.class_coverage(logits),
-      "how": {"extractor": f"gan_jax.classifier ({info['dataset']}, test accuracy "
-                           f"{info['test_accuracy']:.4f})",
-              "weights_sha256": info["sha256"], "num_fake": int(len(samples_uint8)),
-              "num_real": int(real["count"]), "num_kernel_samples": int(len(kernel_fake)),
-              "real_dataset": config.data.name, "real_split": real_split, "resize": "none",
+      "inception_score": inception, "inception_score_std": inception_std, **coverage,
+      "how": {"extractor": extractor.info["extractor"], "weights_sha256": extractor.info["sha256"],
+              "num_fake": int(len(samples_uint8)), "num_real": int(real["count"]),
+              "num_kernel_samples": int(len(kernel_fake)), "real_dataset": config.data.name,
+              "real_split": real_split, "resize": extractor.info["resize"],
               "kid": "unbiased MMD^2, k(x,y)=(x.y/d+1)^3, 100 subsets of up to 1000",
               "precision_recall": "Kynkaanniemi et al. 2019, k=3"}}
 
@@ -72,22 +74,38 @@ def to_uint8(images) -> np.ndarray:
   return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def sample_metrics(samples, config, classifier_dir: str = "", real_split: str = "test",
+                   inception_weights: str = "") -> dict:
+  """The metrics of generator outputs: toy mode coverage, or image metrics in the space of a
+  gan_jax.classifier or of the FID Inception-v3 (weights from a local file)."""
+  if config.data.source == "toy":
+    return {**metrics.toy_mode_coverage(samples, config.data.name),
+            "how": {"num_fake": len(samples), "protocol": "PacGAN: high quality within 3 sigma"}}
+  if inception_weights:
+    extractor, cache_dir = extractors.inception(inception_weights), os.path.dirname(inception_weights)
+  elif classifier_dir:
+    extractor, cache_dir = extractors.classifier(classifier_dir), classifier_dir
+  else:
+    raise UserError("image metrics need a feature extractor: --classifier=DIR (or "
+                    "config.eval_classifier; python -m gan_jax.classifier trains one) or "
+                    "--inception_weights=FILE")
+  return image_metrics(to_uint8(samples), config, extractor, real_split, cache_dir or ".")
+
+
+def default_num_samples(config) -> int:
+  return 2500 if config.data.source == "toy" else 10000   # PacGAN's protocol; the usual FID count
+
+
 def evaluate(workdir: str, num_samples: int | None = None, step: int | None = None,
-             classifier_dir: str = "", real_split: str = "test", seed: int = 0) -> dict:
+             classifier_dir: str = "", real_split: str = "test", seed: int = 0,
+             inception_weights: str = "") -> dict:
   import jax
   from gan_jax.sample import load_generator
   sample, config, step = load_generator(workdir, step)
-  if config.data.source == "toy":
-    num_samples = num_samples or 2500   # the PacGAN protocol
-    points = sample(jax.random.key(seed), num_samples)
-    result = {**metrics.toy_mode_coverage(points, config.data.name),
-              "how": {"num_fake": num_samples, "protocol": "PacGAN: high quality within 3 sigma"}}
-  else:
-    if not classifier_dir:
-      raise UserError("image metrics need --classifier=DIR (python -m gan_jax.classifier trains one)")
-    images = to_uint8(sample(jax.random.key(seed), num_samples or 10000))
-    result = image_metrics(images, config, classifier_dir, real_split)
-  result = {"step": step, "seed": seed, **result}
+  samples = sample(jax.random.key(seed), num_samples or default_num_samples(config))
+  result = {"step": step, "seed": seed,
+            **sample_metrics(samples, config, classifier_dir or config.eval_classifier, real_split,
+                             inception_weights)}
   with open(os.path.join(workdir, "eval.json"), "w") as f:
     json.dump(result, f, indent=2)
   return result
@@ -99,6 +117,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("num_samples", None, "generated samples (default 10000; 2500 for 2-D toys)")
   flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)")
   flags.DEFINE_string("classifier", "", "gan_jax.classifier directory (image runs)")
+  flags.DEFINE_string("inception_weights", "", "local file of pytorch-fid's Inception-v3 weights "
+                      "(.pth, or its state dict as .npz/.pkl): FID in the standard protocol")
   flags.DEFINE_string("real_split", "test", "real split the samples are compared with")
   flags.DEFINE_integer("seed", 0, "seed of the generated samples")
 
@@ -109,7 +129,7 @@ def main(argv):
   logging.set_verbosity(logging.ERROR)
   try:
     result = evaluate(FLAGS.workdir, FLAGS.num_samples, FLAGS.step, FLAGS.classifier,
-                      FLAGS.real_split, FLAGS.seed)
+                      FLAGS.real_split, FLAGS.seed, FLAGS.inception_weights)
   except UserError as e:
     fail(str(e))
   print(json.dumps({k: v for k, v in result.items() if k != "how"}), file=sys.stdout)

@@ -51,7 +51,8 @@ def setup(config: ml_collections.ConfigDict, sharding: jax.sharding.Sharding):
 def run_keys(seed: int) -> dict[str, jax.Array]:
   """Every random stream of a run, derived from the one seed."""
   init_key, train_key, sample_key = jax.random.split(jax.random.key(seed), 3)
-  return dict(init=init_key, train=train_key, samples=sample_key)
+  return dict(init=init_key, train=train_key, samples=sample_key,
+              eval=jax.random.fold_in(sample_key, 1))
 
 
 class _Run:
@@ -92,6 +93,19 @@ class _Run:
     plotting.save_curves(self.log.records, os.path.join(self.workdir, "curves.png"))
     if samples.ndim == 4:
       self.writer.write_images(step, {"samples": plotting.image_grid(samples)[None]})
+
+  def evaluate(self, step: int, state: TrainState) -> None:
+    """gan_jax.evaluate's metrics of the current G, as a metrics.jsonl record of their own."""
+    from gan_jax import evaluate
+    params = state.ema_params if self.config.ema_decay else state.g_params
+    n = self.config.eval_samples or evaluate.default_num_samples(self.config)
+    z = jax.random.normal(self.keys["eval"], (n, self.config.model.nz))
+    samples = np.concatenate([np.asarray(self.sample_fn(params, state.g_stats, z[i:i + 1000]))
+                              for i in range(0, n, 1000)])
+    result = evaluate.sample_metrics(samples, self.config, self.config.eval_classifier)
+    scalars = {f"eval/{k}": float(v) for k, v in result.items() if k != "how"}
+    self.log.write({"step": step, **scalars})
+    self.writer.write_scalars(step, scalars)
 
   def close(self) -> None:
     self.mngr.wait_until_finished()
@@ -186,10 +200,14 @@ def _loop(config, runs, datasets, state, keys, step_fn, mesh, start, stacked):
       pending = None
       for k, run in enumerate(runs):
         checkpointing.save(run.mngr, view(state, k))
-    if step % config.sample_every == 0 or last:
-      for k, run in enumerate(runs):
-        if run.is_chief:
-          run.save_samples(step, view(state, k))
+    for k, run in enumerate(runs):
+      if run.is_chief and (step % config.sample_every == 0 or last):
+        run.save_samples(step, view(state, k))
+      if run.is_chief and config.eval_every and step % config.eval_every == 0:
+        if pending:
+          finish_step(*pending)   # keep metrics.jsonl in step order
+          pending = None
+        run.evaluate(step, view(state, k))
   if pending:
     finish_step(*pending)
   return state

@@ -1,5 +1,6 @@
 """Test set-up: 4 virtual CPU devices, fast compiles, and the shared real data."""
 
+import contextlib
 import importlib.util
 import os
 import pathlib
@@ -14,6 +15,17 @@ import pytest  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(os.environ.get("GAN_JAX_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@contextlib.contextmanager
+def optimized_compiles():
+  """Full XLA optimisation, for code whose run time (not compile time) dominates."""
+  import jax
+  jax.config.update("jax_disable_most_optimizations", False)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", True)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from conftest import tiny_dcgan_config, tiny_toy_config
+from conftest import optimized_compiles, tiny_dcgan_config, tiny_toy_config
 from gan_jax import classifier, evaluate, metrics, train
 
 
@@ -25,10 +25,11 @@ def mnist_test(shared_data):
 
 @pytest.fixture(scope="module")
 def small_classifier(mnist_test, tmp_path_factory):
-  """Trained on 4000 real MNIST digits for one epoch: enough to tell digits from noise."""
+  """Trained on 4000 real MNIST digits for two epochs: enough to tell digits from noise."""
   images, labels = mnist_test
-  params, accuracy = classifier.train_classifier(images[:4000], labels[:4000], images[8000:],
-                                                 labels[8000:], epochs=1)
+  with optimized_compiles():
+    params, accuracy = classifier.train_classifier(images[:4000], labels[:4000], images[8000:],
+                                                   labels[8000:], epochs=2, batch_size=64)
   workdir = str(tmp_path_factory.mktemp("classifier"))
   classifier.save(workdir, params, {"dataset": "mnist", "test_accuracy": accuracy, "num_classes": 10,
                                     "image_shape": [28, 28, 1]})
@@ -79,3 +80,12 @@ def test_evaluate_image_run(tmp_path, small_classifier, mnist_test):
   assert how["num_fake"] == 300 and how["num_real"] == 512 and len(how["weights_sha256"]) == 64
   # the real side is cached beside the classifier, keyed by dataset, split and weights
   assert list(pathlib.Path(small_classifier[0]).glob("reference_mnist_test_*.npz"))
+
+
+def test_training_evaluates_every_eval_every_steps(tmp_path):
+  train.train_and_evaluate(tiny_toy_config(eval_every=10, eval_samples=400), str(tmp_path))
+  records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  evals = [r for r in records if "eval/modes" in r]
+  assert [r["step"] for r in evals] == [10, 20]
+  assert [r["step"] for r in records] == sorted(r["step"] for r in records)
+  assert all(0 <= r["eval/high_quality_percent"] <= 100 and r["eval/num_modes"] == 8 for r in evals)

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import scipy.linalg
 
 from gan_jax import metrics
 from gan_jax.data import toy

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import tiny_dcgan_config, tiny_toy_config
+from conftest import optimized_compiles, tiny_dcgan_config, tiny_toy_config
 from gan_jax import UserError, data, train
 from gan_jax.data import toy
 
@@ -95,16 +95,7 @@ def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monk
   assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [5, 10]
 
 
-@pytest.fixture
-def optimized_compiles():
-  """Full XLA optimisation, for a test whose run time (not compile time) dominates."""
-  import jax
-  jax.config.update("jax_disable_most_optimizations", False)
-  yield
-  jax.config.update("jax_disable_most_optimizations", True)
-
-
-def test_ring_training_covers_the_modes(tmp_path, optimized_compiles):
+def test_ring_training_covers_the_modes(tmp_path):
   """The ring with smaller PacGAN-style networks, 1000 steps: most of the 8 modes get samples near
   them (an untrained G puts none within 0.1 of a mode)."""
   from gan_jax.sample import load_generator
@@ -113,7 +104,8 @@ def test_ring_training_covers_the_modes(tmp_path, optimized_compiles):
       "model.g_hidden": (128, 128, 128), "model.d_hidden": (128, 128), "optimizer.g.lr": 1e-3,
       "optimizer.d.lr": 1e-3, "train.batch_size": 100, "train.num_steps": 1000, "log_every": 100,
       "sample_every": 1000, "checkpoint_every": 1000})
-  train.train_and_evaluate(config, str(tmp_path))
+  with optimized_compiles():
+    train.train_and_evaluate(config, str(tmp_path))
   sample, _, step = load_generator(str(tmp_path))
   assert step == 1000
   points = sample(jax.random.key(1), 2500)

@@ -6,6 +6,7 @@ features themselves and compute their kernels and distances in JAX, in blocks.
 """
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +35,9 @@ class FeatureStats:
 def frechet_distance(mu1, cov1, mu2, cov2) -> float:
   """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^(1/2)) of two Gaussians, in float64."""
   mu1, mu2, cov1, cov2 = (np.asarray(a, np.float64) for a in (mu1, mu2, cov1, cov2))
-  covmean, _ = scipy.linalg.sqrtm(cov1 @ cov2, disp=False)
+  with warnings.catch_warnings():   # singular products (dead ReLU features) are handled below
+    warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+    covmean, _ = scipy.linalg.sqrtm(cov1 @ cov2, disp=False)
   if not np.isfinite(covmean).all():   # singular product: nudge both diagonals (as pytorch-fid)
     offset = np.eye(len(cov1)) * 1e-6
     covmean = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
