@@ -35,7 +35,7 @@ def load_generator(workdir: str, step: int | None = None):
   state = checkpointing.restore(mngr, init(train.run_keys(config.seed)["init"]), step)
   if state is None:
     raise UserError(f"no checkpoint in {workdir}/checkpoints")
-  params = state.ema_params if config.ema_decay else state.g_params
+  params = train.sampling_params(config, state)
   generate_fn = jax.jit(lambda z: generate(gan, params, state.g_stats, z))
 
   def sample(key, n: int, chunk: int = 1000):

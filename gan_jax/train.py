@@ -55,6 +55,11 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
               eval=jax.random.fold_in(sample_key, 1))
 
 
+def sampling_params(config: ml_collections.ConfigDict, state: TrainState):
+  """G's weights for pictures and metrics: the EMA when it is on."""
+  return state.ema_params if config.ema_decay else state.g_params
+
+
 class _Run:
   """One run directory: its metrics log, TensorBoard, checkpoints and sample pictures."""
 
@@ -86,7 +91,7 @@ class _Run:
       self.writer.write_scalars(step, metrics)
 
   def save_samples(self, step: int, state: TrainState) -> None:
-    params = state.ema_params if self.config.ema_decay else state.g_params
+    params = sampling_params(self.config, state)
     samples = np.asarray(jax.device_get(self.sample_fn(params, state.g_stats, self.noise)))
     path = os.path.join(self.workdir, "samples", f"step_{step:07d}.png")
     plotting.save_samples(samples, path, self.modes)
@@ -97,7 +102,7 @@ class _Run:
   def evaluate(self, step: int, state: TrainState) -> None:
     """gan_jax.evaluate's metrics of the current G, as a metrics.jsonl record of their own."""
     from gan_jax import evaluate
-    params = state.ema_params if self.config.ema_decay else state.g_params
+    params = sampling_params(self.config, state)
     n = self.config.eval_samples or evaluate.default_num_samples(self.config)
     z = jax.random.normal(self.keys["eval"], (n, self.config.model.nz))
     samples = np.concatenate([np.asarray(self.sample_fn(params, state.g_stats, z[i:i + 1000]))
