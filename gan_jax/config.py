@@ -102,10 +102,15 @@ def toy_config(dataset: str) -> ml_collections.ConfigDict:
   return c
 
 
-def _choice(config, field, allowed):
+def _get(config, field):
   value = config
   for part in field.split("."):
     value = value[part]
+  return value
+
+
+def _choice(config, field, allowed):
+  value = _get(config, field)
   if value not in allowed:
     raise UserError(f"config.{field}={value!r} is not one of {', '.join(allowed)}")
 
@@ -131,16 +136,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise UserError(f"config.data.source={config.data.source} needs --config.data.path=PATH")
   for field in ("n_critic", "train.batch_size", "log_every", "sample_every", "checkpoint_every",
                 "keep_checkpoints", "num_samples", "model.nz", "model.ngf", "model.ndf"):
-    value = config
-    for part in field.split("."):
-      value = value[part]
-    _positive(config, field, value)
+    _positive(config, field, _get(config, field))
   for field in ("clip_value", "gp_weight", "r1_gamma", "train.num_steps", "data.image_size",
                 "parallel.num_devices", "model.d_maxout", "eval_every", "eval_samples"):
-    value = config
-    for part in field.split("."):
-      value = value[part]
-    _positive(config, field, value, allow_zero=True)
+    _positive(config, field, _get(config, field), allow_zero=True)
   if not 0.0 <= config.ema_decay < 1.0:
     raise UserError(f"config.ema_decay={config.ema_decay} must be in [0, 1)")
   if config.eval_every and config.data.source != "toy" and not config.eval_classifier:

@@ -71,7 +71,7 @@ def make_optimizer(opt: ml_collections.ConfigDict) -> optax.GradientTransformati
 
 
 def loss_hparams(config: ml_collections.ConfigDict) -> dict:
-  """The HPARAMS of a config (gp_weight counts for loss=wgan_gp only)."""
+  """The loss's numbers that the step reads from state.hparams (gp_weight: loss=wgan_gp only)."""
   return dict(clip_value=config.clip_value,
               gp_weight=config.gp_weight if config.loss == "wgan_gp" else 0.0,
               r1_gamma=config.r1_gamma, ema_decay=config.ema_decay)
@@ -96,14 +96,9 @@ def init_state(gan: GAN, key: jax.Array, data_shape: tuple[int, ...]) -> TrainSt
       step=jnp.zeros((), jnp.int32),
       g_params=g_params, g_stats=g_stats, d_params=d_params, d_stats=d_stats,
       g_opt_state=gan.g_tx.init(g_params), d_opt_state=gan.d_tx.init(d_params),
-      ema_params=g_params, hparams=initial_hparams(gan))
-
-
-def initial_hparams(gan: GAN) -> dict:
-  return {name: jnp.asarray(getattr(gan, name), jnp.float32) for name in HPARAMS}
-
-
-HPARAMS = ("clip_value", "gp_weight", "r1_gamma", "ema_decay")
+      ema_params=g_params,
+      hparams={k: jnp.asarray(getattr(gan, k), jnp.float32)
+               for k in ("clip_value", "gp_weight", "r1_gamma", "ema_decay")})
 
 
 def with_hparams(state: TrainState, config: ml_collections.ConfigDict) -> TrainState:
