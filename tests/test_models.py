@@ -1,4 +1,6 @@
-"""Model shapes, the pytorch/examples parameter counts, and the fast ConvTranspose."""
+"""Model shapes, the pytorch/examples parameter counts, and the fast Conv and ConvTranspose."""
+
+import functools
 
 import chex
 import jax
@@ -26,11 +28,11 @@ def test_dcgan64_has_pytorch_examples_parameter_counts():
 def test_dcgan_shapes(shape):
   g, d = dcgan.Generator(shape, 8), dcgan.Discriminator(shape, 8)
   z = jnp.zeros((2, 10))
-  g_vars = g.init(jax.random.key(0), z, train=False)
-  images = g.apply(g_vars, z, train=False)
+  g_vars = jax.jit(functools.partial(g.init, train=False))(jax.random.key(0), z)
+  images = jax.jit(functools.partial(g.apply, train=False))(g_vars, z)
   chex.assert_shape(images, (2, *shape))
-  d_vars = d.init(jax.random.key(1), images, train=False)
-  chex.assert_shape(d.apply(d_vars, images, train=False), (2,))
+  d_vars = jax.jit(functools.partial(d.init, train=False))(jax.random.key(1), images)
+  chex.assert_shape(jax.jit(functools.partial(d.apply, train=False))(d_vars, images), (2,))
 
 
 def test_dcgan_rejects_unsupported_resolution():
@@ -49,6 +51,11 @@ def test_mlp_shapes_and_maxout():
   chex.assert_shape(d.apply(d_vars, images, train=False), (3,))
 
 
+def _reference_conv(x, w, stride, padding):
+  return jax.lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 def _reference_conv_transpose(x, w, stride, padding):
   """The plain lax op: PyTorch ConvTranspose2d is lax.conv_transpose with a flipped kernel."""
   k = w.shape[0]
@@ -56,18 +63,41 @@ def _reference_conv_transpose(x, w, stride, padding):
                                 dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)
 
 
+def _assert_same_function(fast, reference, x, w):
+  """Equal outputs, equal gradients for a random output cotangent, and equal second-order
+  gradients of a gradient-penalty-like term (WGAN-GP and R1 differentiate through the backward)."""
+  y = jax.jit(fast)(x, w)
+  chex.assert_trees_all_close(y, jax.jit(reference)(x, w), rtol=1e-5, atol=1e-5)
+  g = jax.random.normal(jax.random.key(1), y.shape)
+  grads = jax.jit(jax.grad(lambda x, w: jnp.sum(fast(x, w) * g), (0, 1)))(x, w)
+  grads_ref = jax.jit(jax.grad(lambda x, w: jnp.sum(reference(x, w) * g), (0, 1)))(x, w)
+  chex.assert_trees_all_close(grads, grads_ref, rtol=1e-4, atol=1e-4)
+
+  def penalty_grads(f):
+    input_grad = jax.grad(lambda x, w: jnp.sum(f(x, w) * g))
+    return jax.jit(jax.grad(lambda x, w: jnp.sum(input_grad(x, w) ** 2), (0, 1)))(x, w)
+  chex.assert_trees_all_close(penalty_grads(fast), penalty_grads(reference), rtol=1e-4, atol=1e-3)
+  return y
+
+
+# big_channels <= layers.FEW_CHANNELS takes the im2col path, more the lax one.
+@pytest.mark.parametrize("big_channels", [3, 6])
 @pytest.mark.parametrize("stride,padding,size", [(2, 1, 7), (2, 1, 4), (1, 0, 1), (2, 0, 5)])
-def test_fast_conv_transpose_matches_lax(stride, padding, size):
-  kx, kw, kg = jax.random.split(jax.random.key(0), 3)
+def test_fast_conv_transpose_matches_lax(stride, padding, size, big_channels):
+  kx, kw = jax.random.split(jax.random.key(0))
   x = jax.random.normal(kx, (3, size, size, 5))
-  w = jax.random.normal(kw, (4, 4, 6, 5))
-  y = layers.conv_transpose(x, w, stride, padding)
-  y_ref = _reference_conv_transpose(x, w, stride, padding)
-  chex.assert_trees_all_close(y, y_ref, rtol=1e-5, atol=1e-5)
+  w = jax.random.normal(kw, (4, 4, big_channels, 5))
+  y = _assert_same_function(lambda x, w: layers.conv_transpose(x, w, stride, padding),
+                            lambda x, w: _reference_conv_transpose(x, w, stride, padding), x, w)
   # PyTorch's output size: (H - 1) * stride - 2 * padding + kernel
   assert y.shape[1] == (size - 1) * stride - 2 * padding + 4
-  g = jax.random.normal(kg, y.shape)
-  grads = jax.grad(lambda x, w: jnp.sum(layers.conv_transpose(x, w, stride, padding) * g), (0, 1))(x, w)
-  grads_ref = jax.grad(lambda x, w: jnp.sum(_reference_conv_transpose(x, w, stride, padding) * g),
-                       (0, 1))(x, w)
-  chex.assert_trees_all_close(grads, grads_ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("big_channels", [3, 6])
+@pytest.mark.parametrize("stride,padding,size", [(2, 1, 8), (2, 1, 7), (1, 0, 4), (2, 0, 9)])
+def test_fast_conv_matches_lax(stride, padding, size, big_channels):
+  kx, kw = jax.random.split(jax.random.key(0))
+  x = jax.random.normal(kx, (3, size, size, big_channels))
+  w = jax.random.normal(kw, (4, 4, big_channels, 5))
+  _assert_same_function(lambda x, w: layers.conv(x, w, stride, padding),
+                        lambda x, w: _reference_conv(x, w, stride, padding), x, w)

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from gan_jax import UserError
-from gan_jax.models.layers import DCGAN_INIT, ConvTranspose, normalization
+from gan_jax.models.layers import DCGAN_INIT, Conv, ConvTranspose, normalization
 
 
 def resolution_factors(size: int) -> tuple[int, int]:
@@ -28,21 +28,23 @@ class Generator(nn.Module):
   ngf: int = 64
   norm: str = "batch"
   axis_name: str | None = None
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, z, train: bool):
     height, _, channels = self.image_shape
     base, k = resolution_factors(height)
     features = self.ngf * 2 ** (k - 1)
+    norm = lambda x: normalization(self.norm, train, self.axis_name, self.dtype)(x)
     # On a 1x1 input PyTorch's first ConvTranspose(4, 1, 0) is this Dense, parameter for parameter.
-    x = nn.Dense(base * base * features, use_bias=False, kernel_init=DCGAN_INIT)(z)
+    x = nn.Dense(base * base * features, use_bias=False, kernel_init=DCGAN_INIT,
+                 dtype=self.dtype)(z)
     x = x.reshape(z.shape[0], base, base, features)
-    x = nn.relu(normalization(self.norm, train, self.axis_name)(x))
+    x = nn.relu(norm(x))
     for _ in range(k - 1):
       features //= 2
-      x = ConvTranspose(features)(x)
-      x = nn.relu(normalization(self.norm, train, self.axis_name)(x))
-    return jnp.tanh(ConvTranspose(channels)(x))
+      x = nn.relu(norm(ConvTranspose(features)(x)))
+    return jnp.tanh(ConvTranspose(channels)(x)).astype(jnp.float32)
 
 
 class Discriminator(nn.Module):
@@ -51,16 +53,19 @@ class Discriminator(nn.Module):
   ndf: int = 64
   norm: str = "batch"
   axis_name: str | None = None
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x, train: bool):
     _, k = resolution_factors(self.image_shape[0])
     use_bias = self.norm == "none"
+    x = x.astype(self.dtype)
     for i in range(k):
-      x = nn.Conv(self.ndf * 2 ** i, (4, 4), strides=2, padding=((1, 1), (1, 1)),
-                  use_bias=use_bias, kernel_init=DCGAN_INIT)(x)
+      x = Conv(self.ndf * 2 ** i, use_bias=use_bias)(x)
       if i > 0:   # no normalisation on the first layer (Radford et al.)
-        x = normalization(self.norm, train, self.axis_name)(x)
+        x = normalization(self.norm, train, self.axis_name, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
     # PyTorch's last Conv(4, 1, 0) over the 4x4 map is this Dense.
-    return nn.Dense(1, use_bias=False, kernel_init=DCGAN_INIT)(x.reshape(x.shape[0], -1))[:, 0]
+    logits = nn.Dense(1, use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype)(
+        x.reshape(x.shape[0], -1))
+    return logits[:, 0].astype(jnp.float32)
