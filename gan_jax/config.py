@@ -7,6 +7,7 @@ from gan_jax import UserError
 LOSSES = ("minimax", "non_saturating", "wasserstein", "wgan_gp", "hinge", "least_squares")
 MODELS = ("dcgan", "mlp")
 NORMS = ("batch", "layer", "none")
+DTYPES = ("float32", "bfloat16")
 OPTIMIZERS = ("adam", "rmsprop")
 SOURCES = ("tfds", "npz", "folder", "toy")
 TOY_DATASETS = ("ring8", "grid25")
@@ -15,7 +16,7 @@ TOY_DATASETS = ("ring8", "grid25")
 RESUMABLE_CHANGES = (
     "train.num_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
     "data.manual_dir", "data.data_dir", "data.download", "data.path", "parallel.num_devices",
-    "eval_every", "eval_samples", "eval_classifier",
+    "parallel.cpu_devices", "eval_every", "eval_samples", "eval_classifier",
 )
 
 
@@ -45,6 +46,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.d_hidden = (256, 256)   # mlp only
   c.model.d_maxout = 0            # mlp only: maxout pieces per D unit (Goodfellow et al.); 0 = LeakyReLU
   c.model.g_output = "tanh"       # "linear" for unbounded data (2-D toys)
+  c.model.dtype = "float32"       # compute dtype of G and D; "bfloat16" on accelerators (params stay f32)
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.g = _optimizer(2e-4, 0.5, 0.999)
@@ -76,6 +78,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.num_devices = 0  # 0 = all local devices
+  # On a CPU host: split its cores into this many XLA devices, each with a share of the batch
+  # (0 = JAX's default of one device using every core). See benchmarks/NOTES.md.
+  c.parallel.cpu_devices = 0
   return c
 
 
@@ -127,6 +132,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(config, "model.g_norm", NORMS)
   _choice(config, "model.d_norm", NORMS)
   _choice(config, "model.g_output", ("tanh", "linear"))
+  _choice(config, "model.dtype", DTYPES)
   _choice(config, "optimizer.g.name", OPTIMIZERS)
   _choice(config, "optimizer.d.name", OPTIMIZERS)
   _choice(config, "data.source", SOURCES)
@@ -138,7 +144,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 "keep_checkpoints", "num_samples", "model.nz", "model.ngf", "model.ndf"):
     _positive(config, field, _get(config, field))
   for field in ("clip_value", "gp_weight", "r1_gamma", "train.num_steps", "data.image_size",
-                "parallel.num_devices", "model.d_maxout", "eval_every", "eval_samples"):
+                "parallel.num_devices", "parallel.cpu_devices", "model.d_maxout", "eval_every",
+                "eval_samples"):
     _positive(config, field, _get(config, field), allow_zero=True)
   if not 0.0 <= config.ema_decay < 1.0:
     raise UserError(f"config.ema_decay={config.ema_decay} must be in [0, 1)")

@@ -23,6 +23,17 @@ def initialize_multihost() -> None:
   jax.distributed.initialize()
 
 
+def use_cpu_devices(count: int) -> None:
+  """Split a CPU host into `count` XLA devices (0: leave JAX's default). Call before JAX runs."""
+  if not count:
+    return
+  try:
+    jax.config.update("jax_num_cpu_devices", count)
+  except RuntimeError as e:
+    raise UserError("config.parallel.cpu_devices must be set before JAX starts "
+                    "(give it on the command line)") from e
+
+
 def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
   """A 1-D mesh over the first `num_devices` devices (0 = all of them, every host's)."""
   devices = jax.devices()

@@ -170,6 +170,8 @@ def main(argv):
     fail(f"cannot load --config: {str(e).strip().splitlines()[-1].strip()}")
   logging.set_verbosity(logging.ERROR)
   try:
+    from gan_jax import parallel   # imports JAX, which the flag parsing above must precede
+    parallel.use_cpu_devices(base.parallel.cpu_devices)
     trials = load_trials(config_flags.get_config_filename(flags.FLAGS["config"]))
     vectorize = {"auto": None, "true": True, "false": False}[FLAGS.vectorize]
     rows = run_sweep(base, trials, FLAGS.workdir, vectorize, FLAGS.max_stack)

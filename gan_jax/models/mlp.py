@@ -14,16 +14,17 @@ class Generator(nn.Module):
   norm: str = "none"
   output: str = "tanh"
   axis_name: str | None = None
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, z, train: bool):
     x = z
     for width in self.hidden:
-      x = nn.Dense(width)(x)
-      x = nn.relu(_feature_norm(self.norm, train, self.axis_name)(x))
-    x = nn.Dense(math.prod(self.output_shape))(x)
+      x = nn.Dense(width, dtype=self.dtype)(x)
+      x = nn.relu(_feature_norm(self.norm, train, self.axis_name, self.dtype)(x))
+    x = nn.Dense(math.prod(self.output_shape), dtype=self.dtype)(x)
     x = jnp.tanh(x) if self.output == "tanh" else x
-    return x.reshape(z.shape[0], *self.output_shape)
+    return x.reshape(z.shape[0], *self.output_shape).astype(jnp.float32)
 
 
 class Discriminator(nn.Module):
@@ -31,17 +32,19 @@ class Discriminator(nn.Module):
   maxout: int = 0   # pieces per maxout unit; 0 = LeakyReLU(0.2)
   norm: str = "none"
   axis_name: str | None = None
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x, train: bool):
-    x = x.reshape(x.shape[0], -1)
+    x = x.reshape(x.shape[0], -1).astype(self.dtype)
     for width in self.hidden:
+      dense = nn.Dense(width * max(self.maxout, 1), dtype=self.dtype)(x)
       if self.maxout:
-        x = _maxout(nn.Dense(width * self.maxout)(x).reshape(x.shape[0], width, self.maxout))
+        x = _maxout(dense.reshape(x.shape[0], width, self.maxout))
       else:
-        x = nn.leaky_relu(nn.Dense(width)(x), 0.2)
-      x = _feature_norm(self.norm, train, self.axis_name)(x)
-    return nn.Dense(1)(x)[:, 0]
+        x = nn.leaky_relu(dense, 0.2)
+      x = _feature_norm(self.norm, train, self.axis_name, self.dtype)(x)
+    return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)
 
 
 def _maxout(pieces):
@@ -51,7 +54,7 @@ def _maxout(pieces):
   return jnp.take_along_axis(pieces, best, axis=-1)[..., 0]
 
 
-def _feature_norm(kind, train, axis_name):
+def _feature_norm(kind, train, axis_name, dtype):
   if kind == "layer":
-    return nn.LayerNorm()
-  return normalization(kind, train, axis_name)
+    return nn.LayerNorm(dtype=dtype)
+  return normalization(kind, train, axis_name, dtype)
