@@ -22,7 +22,12 @@ demo: install
 test: install
 	$(PY) -m pytest -n 2 --durations=10 tests
 
-bench: install
+$(VENV)/.bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench
+	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/sweep_throughput.py --trials=8 --experiment=toy_ring
 	$(PY) benchmarks/sweep_throughput.py --trials=8 --experiment=dcgan --steps=10 --repeats=3 \
 	    --json=benchmarks/sweep_throughput_dcgan.json

@@ -1,0 +1,100 @@
+"""dcgan64 on an accelerator: iterations/s at batch 512 in float32 and bfloat16, and the share of
+the chip's measured matmul rate that the train step achieves.
+
+  python benchmarks/accelerator.py [--batch=512] [--seconds=10] [--json=benchmarks/accelerator.json]
+
+Runs anywhere (on a CPU with --batch=8 it is a smoke test); the numbers mean something on a GPU/TPU.
+"""
+
+import argparse
+import functools
+import json
+import pathlib
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import parallel, train
+from gan_jax.train_step import train_step, with_hparams
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from train_speed import _config  # noqa: E402
+
+
+def matmul_rate(dtype, n=8192, repeats=10):
+  """Measured TFLOP/s of an n^3 matmul in `dtype` on the default device."""
+  a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+  matmul = jax.jit(lambda x: x @ x)
+  matmul(a).block_until_ready()
+  best = float("inf")
+  for _ in range(repeats):
+    tic = time.perf_counter()
+    matmul(a).block_until_ready()
+    best = min(best, time.perf_counter() - tic)
+  return 2 * n**3 / best / 1e12
+
+
+def step_rate(dtype, batch, seconds, repeats=5):
+  """(iterations/s samples, TFLOP per iteration) of experiments/dcgan64.py at `batch` in `dtype`."""
+  config = _config("dcgan64")
+  config.train.batch_size = batch
+  config.model.dtype = dtype
+  mesh = parallel.make_mesh()
+  gan, init = train.setup(config, parallel.replicated(mesh))
+  keys = train.run_keys(0)
+  state = with_hparams(init(keys["init"]), config)
+  step = parallel.data_parallel(functools.partial(train_step, gan), mesh)
+  images = np.random.default_rng(0).integers(0, 256, (1, batch, 64, 64, 3), dtype=np.uint8)
+  batch_array = parallel.shard_batch(images, mesh)
+  compiled = step.lower(state, batch_array, keys["train"]).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  for _ in range(3):
+    state, metrics = compiled(state, batch_array, keys["train"])
+  jax.block_until_ready(metrics)
+  tic = time.perf_counter()
+  state, metrics = compiled(state, batch_array, keys["train"])
+  jax.block_until_ready(metrics)
+  n = max(2, int(seconds / (time.perf_counter() - tic)))
+  rates = []
+  for _ in range(repeats):
+    tic = time.perf_counter()
+    for _ in range(n):
+      state, metrics = compiled(state, batch_array, keys["train"])
+    jax.block_until_ready(metrics)
+    rates.append(n / (time.perf_counter() - tic))
+  return rates, float(cost.get("flops", 0.0)) / 1e12
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--batch", type=int, default=512)
+  parser.add_argument("--seconds", type=float, default=10.0)
+  parser.add_argument("--matmul_size", type=int, default=8192)
+  parser.add_argument("--json", default="benchmarks/accelerator.json")
+  args = parser.parse_args()
+
+  device = jax.devices()[0]
+  name = f"{device.device_kind} ({device.platform}) x{jax.device_count()}"
+  rows = []
+  print(f"{name}; jax {jax.__version__}; dcgan64, batch {args.batch}\n")
+  print("| dtype | it/s (median, min-max) | images/s | TFLOP/s | matmul TFLOP/s | share |")
+  print("|---|---|---|---|---|---|")
+  for dtype in ("float32", "bfloat16"):
+    rates, tflop = step_rate(dtype, args.batch, args.seconds)
+    peak = matmul_rate(jnp.dtype(dtype), args.matmul_size) * jax.device_count()
+    it = statistics.median(rates)
+    rows.append({"dtype": dtype, "it_per_s": it, "min": min(rates), "max": max(rates),
+                 "tflop_per_it": tflop, "tflop_per_s": tflop * it, "matmul_tflop_per_s": peak})
+    print(f"| {dtype} | {it:.3g} ({min(rates):.3g}-{max(rates):.3g}) | {it * args.batch:.4g} "
+          f"| {tflop * it:.3g} | {peak:.3g} | {100 * tflop * it / peak:.0f}% |")
+  with open(args.json, "w") as f:
+    json.dump({"device": name, "jax": jax.__version__, "batch": args.batch, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,261 @@
+"""Training speed of every experiment, beside PyTorch running the same DCGANs on the same machine.
+
+  python benchmarks/train_speed.py [--experiments=dcgan,dcgan@2,dcgan64] [--repeats=5]
+                                   [--seconds=3] [--json=benchmarks/train_speed.json]
+
+NAME@N runs experiments/NAME.py with --config.parallel.cpu_devices=N (the host's cores split into N
+XLA devices, the batch split over them).
+
+Each experiment runs in its own process (so peak memory is its own): the real train step of its
+config, fed by the real input pipeline (`data.create` + `data.prefetch` over in-memory uint8 images
+of the dataset's shape), one iteration = all D updates + the G update. Reported: steady-state
+iterations/s (median of `--repeats` timed blocks of about `--seconds` each, min-max spread; compile
+and warm-up excluded), the step's compile time, peak resident memory, GFLOP/s (XLA's FLOP count of
+the step times its rate) against the machine's matmul rate, and the pipeline's own images/s.
+Where torch is importable the DCGAN experiments also time `torch_dcgan.py`, alternating JAX and
+PyTorch blocks so that machine noise hits both. Prints a Markdown table; writes the same as JSON.
+"""
+
+import argparse
+import functools
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DEFAULT_EXPERIMENTS = "dcgan,dcgan@2,dcgan64,dcgan64@2,gan_minimax,wgan,wgan_gp,toy_ring,toy_grid"
+TORCH_REFERENCE = ("dcgan", "dcgan64")   # pytorch/examples' loop: BatchNorm, non-saturating, Adam
+
+
+def _config(name):
+  spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  if config.data.source == "toy":
+    config.data.shape = (2,)
+  else:
+    size = config.data.image_size or 28
+    config.data.shape = (size, size, 3 if config.data.source == "npz" else 1)
+  return config
+
+
+def _median_spread(values):
+  return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def _timed_blocks(run_block, seconds_per_iteration, seconds, repeats, other=None):
+  """Rates (iterations/s) of `repeats` blocks; `other`'s blocks interleaved when given."""
+  n = max(2, math.ceil(seconds / seconds_per_iteration))
+  rates, other_rates = [], []
+  for _ in range(repeats):
+    tic = time.perf_counter()
+    run_block(n)
+    rates.append(n / (time.perf_counter() - tic))
+    if other:
+      other_rates.append(other())
+  return rates, other_rates
+
+
+def _flops(compiled):
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", 0.0)) if cost else 0.0
+
+
+def worker(setting, repeats, seconds):
+  """Measure one experiment (NAME or NAME@CPU_DEVICES); returns its row as a dict."""
+  from gan_jax import data, parallel, train
+  from gan_jax.train_step import train_step, with_hparams
+
+  name, _, cpu_devices = setting.partition("@")
+  config = _config(name)
+  config.parallel.cpu_devices = int(cpu_devices or 0)
+  parallel.use_cpu_devices(config.parallel.cpu_devices)
+  import jax
+  import numpy as np
+
+  shape, batch = tuple(config.data.shape), config.train.batch_size
+  mesh = parallel.make_mesh(config.parallel.num_devices)
+  gan, init = train.setup(config, parallel.replicated(mesh))
+  keys = train.run_keys(config.seed)
+  state = with_hparams(init(keys["init"]), config)
+  step_fn = parallel.data_parallel(functools.partial(train_step, gan), mesh)
+
+  if config.data.source == "toy":
+    dataset = data.from_toy(config.data.name, config.seed, config.n_critic, batch, 0, batch)
+  else:
+    images = np.random.default_rng(0).integers(0, 256, (10_000, *shape), dtype=np.uint8)
+    dataset = data.from_array(images, config.seed, config.n_critic, batch, 0, batch)
+  stream = data.prefetch(dataset, 0, 10**9)
+  next_batch = lambda: parallel.shard_batch(next(stream), mesh)
+
+  tic = time.perf_counter()
+  compiled = step_fn.lower(state, next_batch(), keys["train"]).compile()
+  compile_s = time.perf_counter() - tic
+
+  def run_block(n):
+    nonlocal state
+    for _ in range(n):
+      state, metrics = compiled(state, next_batch(), keys["train"])
+    jax.block_until_ready(metrics)
+
+  run_block(2)   # warm-up
+  tic = time.perf_counter()
+  run_block(2)
+  per_iteration = (time.perf_counter() - tic) / 2
+
+  tic, n = time.perf_counter(), 0
+  pipeline = data.prefetch(dataset, 0, 10**9)
+  while time.perf_counter() - tic < 1.0:
+    jax.block_until_ready(parallel.shard_batch(next(pipeline), mesh))
+    n += 1
+  pipeline_images = n * config.n_critic * batch / (time.perf_counter() - tic)
+
+  run_block(max(2, math.ceil(seconds / per_iteration)))   # a first full block, before torch
+  peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+  other, torch_rates = None, []
+  if name in TORCH_REFERENCE and importlib.util.find_spec("torch"):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import torch_dcgan
+    torch_step = torch_dcgan.make_step(shape, batch, config.model.nz, config.model.ngf,
+                                       config.model.ndf)
+    torch_batches = torch_dcgan.random_batches(shape, batch)
+    for b in torch_batches[:2]:
+      torch_step(b)   # warm-up
+    tic = time.perf_counter()
+    torch_step(torch_batches[0])
+    torch_n = max(2, math.ceil(seconds / (time.perf_counter() - tic)))
+
+    def other():
+      tic = time.perf_counter()
+      for i in range(torch_n):
+        torch_step(torch_batches[i % len(torch_batches)])
+      return torch_n / (time.perf_counter() - tic)
+
+  rates, torch_rates = _timed_blocks(run_block, per_iteration, seconds, repeats, other)
+  flops = _flops(compiled) * mesh.size   # XLA counts one device's share of the SPMD program
+  row = {"experiment": setting, "shape": list(shape), "batch": batch, "n_critic": config.n_critic,
+         "loss": config.loss, "model": config.model.name, "devices": mesh.size,
+         "it_per_s": _median_spread(rates), "compile_s": compile_s, "peak_rss_mb": peak_rss_mb,
+         "gflop_per_it": flops / 1e9, "gflop_per_s": flops / 1e9 * statistics.median(rates),
+         "pipeline_images_per_s": pipeline_images,
+         "step_images_per_s": statistics.median(rates) * batch * config.n_critic}
+  if torch_rates:
+    row["torch_it_per_s"] = _median_spread(torch_rates)
+    row["ratio"] = statistics.median(rates) / statistics.median(torch_rates)
+  return row
+
+
+def matmul_rate():
+  """GFLOP/s of a 2048^3 float32 matmul, the best of JAX and (if installed) PyTorch."""
+  import jax
+  import jax.numpy as jnp
+  n = 2048
+  a = jax.random.normal(jax.random.key(0), (n, n))
+  matmul = jax.jit(lambda x: x @ x)
+  matmul(a).block_until_ready()
+  times = []
+  for _ in range(10):
+    tic = time.perf_counter()
+    matmul(a).block_until_ready()
+    times.append(time.perf_counter() - tic)
+  rates = {"jax": 2 * n**3 / min(times) / 1e9}
+  if importlib.util.find_spec("torch"):
+    import torch
+    t = torch.randn(n, n)
+    t @ t
+    times = []
+    for _ in range(10):
+      tic = time.perf_counter()
+      t @ t
+      times.append(time.perf_counter() - tic)
+    rates["torch"] = 2 * n**3 / min(times) / 1e9
+  return rates
+
+
+def _versions():
+  out = {"python": platform.python_version(), "machine": platform.machine(),
+         "cpu": _cpu_name(), "cores": os.cpu_count()}
+  import jax
+  out["jax"] = jax.__version__
+  out["platform"] = f"{jax.devices()[0].platform} x{jax.device_count()}"
+  if importlib.util.find_spec("torch"):
+    import torch
+    out["torch"] = torch.__version__
+  return out
+
+
+def _cpu_name():
+  try:
+    with open("/proc/cpuinfo") as f:
+      return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    return platform.processor()
+
+
+def _row_markdown(r, peak_gflops):
+  it = r["it_per_s"]
+  cells = [r["experiment"], "x".join(map(str, r["shape"])), str(r["batch"]), str(r["devices"]),
+           f"{it['median']:.3g} ({it['min']:.3g}-{it['max']:.3g})"]
+  if "torch_it_per_s" in r:
+    t = r["torch_it_per_s"]
+    cells += [f"{t['median']:.3g} ({t['min']:.3g}-{t['max']:.3g})", f"**{r['ratio']:.2f}x**"]
+  else:
+    cells += ["-", "-"]
+  cells += [f"{r['compile_s']:.1f}", f"{r['peak_rss_mb']:.0f}",
+            f"{r['gflop_per_s']:.1f} ({100 * r['gflop_per_s'] / peak_gflops:.0f}%)",
+            f"{r['pipeline_images_per_s']:.3g} / {r['step_images_per_s']:.3g}"]
+  return "| " + " | ".join(cells) + " |"
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--experiments", default=DEFAULT_EXPERIMENTS)
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--seconds", type=float, default=3.0, help="length of one timed block")
+  parser.add_argument("--json", default="benchmarks/train_speed.json")
+  parser.add_argument("--worker", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+
+  if args.worker == "matmul":
+    print(json.dumps(matmul_rate()))
+    return
+  if args.worker:
+    print(json.dumps(worker(args.worker, args.repeats, args.seconds)))
+    return
+
+  def run_worker(name):
+    cmd = [sys.executable, __file__, f"--worker={name}", f"--repeats={args.repeats}",
+           f"--seconds={args.seconds}"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+  matmul = run_worker("matmul")
+  peak = max(matmul.values())
+  rows = [run_worker(name) for name in args.experiments.split(",")]
+  env = _versions()
+  print(f"{env['cpu']}, {env['cores']} cores, {env['platform']}; jax {env['jax']}, "
+        f"torch {env.get('torch', 'not installed')}; matmul 2048^3 f32: "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in matmul.items()) + "\n")
+  print("| experiment | shape | batch | devices | JAX it/s (median, min-max) | PyTorch it/s | JAX/PyTorch "
+        "| compile s | peak RSS MB | GFLOP/s (% of matmul) | pipeline / step images/s |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|")
+  for r in rows:
+    print(_row_markdown(r, peak))
+  with open(ROOT / args.json, "w") as f:
+    json.dump({"date": time.strftime("%Y-%m-%d"), "environment": env, "matmul_gflop_per_s": matmul,
+               "repeats": args.repeats, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+  main()
