@@ -50,6 +50,33 @@ def test_weights_load_from_pth_style_files(variables, tmp_path):
     extractors.load_inception_variables(str(path))
 
 
+def test_weights_load_from_the_published_pth_with_torch(variables, tmp_path):
+  torch = pytest.importorskip("torch")
+  state_dict = {k: torch.from_numpy(np.array(v)) for k, v in inception.to_torch_state_dict(variables).items()}
+  state_dict["Conv2d_1a_3x3.bn.num_batches_tracked"] = torch.tensor(0)   # as torch BN saves it
+  torch.save(state_dict, tmp_path / "pt_inception.pth")
+  jax.tree.map(np.testing.assert_array_equal,
+               extractors.load_inception_variables(str(tmp_path / "pt_inception.pth")),
+               jax.device_get(variables))
+
+
+def _merged(a, b):
+  """Nested dicts a and b as one (b's leaves added beside a's)."""
+  out = dict(a)
+  for k, v in b.items():
+    out[k] = _merged(out.get(k, {}), v) if isinstance(v, dict) else np.asarray(v)
+  return out
+
+
+def test_weights_load_from_jax_fid_pickle(variables, tmp_path):
+  path = tmp_path / "inception_v3_weights_fid.pickle"
+  with open(path, "wb") as f:
+    # jax-fid's layout: one nested dict, each unit's BN statistics beside its parameters
+    pickle.dump(_merged(jax.device_get(variables["params"]), jax.device_get(variables["batch_stats"])), f)
+  jax.tree.map(np.testing.assert_array_equal, extractors.load_inception_variables(str(path)),
+               jax.device_get(variables))
+
+
 def test_forward_resizes_to_299_and_returns_pool3_and_logits(variables, tmp_path):
   path = tmp_path / "weights.npz"
   np.savez(path, **inception.to_torch_state_dict(variables))

@@ -39,8 +39,8 @@ def _sha256(path: str) -> str:
 
 
 def load_inception_variables(path: str) -> dict:
-  """pytorch-fid's Inception weights from a local file: the published .pth (needs torch), or its
-  state dict as a pickle or .npz of name -> array."""
+  """The FID Inception's weights from a local file: pytorch-fid's published .pth (needs torch), its
+  state dict as a pickle or .npz of name -> array, or jax-fid's pickle of nested dicts."""
   from gan_jax.models import inception
   if path.endswith(".pth"):
     try:
@@ -57,6 +57,8 @@ def load_inception_variables(path: str) -> dict:
       state_dict = pickle.load(f)
   template = jax.eval_shape(lambda: inception.FIDInceptionV3().init(jax.random.key(0),
                                                                     jnp.zeros((1, 75, 75, 3))))
+  if any(isinstance(v, dict) for v in state_dict.values()):
+    return inception.from_jax_fid(state_dict, template)
   return inception.from_torch_state_dict(state_dict, template)
 
 

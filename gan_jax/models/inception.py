@@ -162,6 +162,36 @@ def from_torch_state_dict(state_dict: dict, template: dict) -> dict:
   return variables
 
 
+def from_jax_fid(params_dict: dict, template: dict) -> dict:
+  """Flax variables from jax-fid's pickled weights (matthias-wright/jax-fid): nested dicts by
+  pytorch-fid's module names, each unit {'conv': {'kernel'}, 'bn': {'scale', 'bias', 'mean', 'var'}},
+  and 'fc': {'kernel', 'bias'}."""
+  def convert(node, path):
+    if "conv" in node and "bn" in node:   # one BasicConv2d
+      bn = node["bn"]
+      return ({"conv": {"kernel": node["conv"]["kernel"]}, "bn": {k: bn[k] for k in ("scale", "bias")}},
+              {"bn": {k: bn[k] for k in ("mean", "var")}})
+    params, stats = {}, {}
+    for name, child in node.items():
+      if name == "fc" and not path:
+        params["fc"] = {k: child[k] for k in ("kernel", "bias")}
+      elif isinstance(child, dict):
+        params[name], child_stats = convert(child, path + [name])
+        if child_stats:
+          stats[name] = child_stats
+    return params, stats
+
+  try:
+    params, stats = convert(params_dict, [])
+  except KeyError as e:
+    raise ValueError(f"the weights lack {e} of jax-fid's Inception-v3 layout") from None
+  variables = jax.tree.map(lambda x: np.asarray(x, np.float32), {"params": params, "batch_stats": stats})
+  if jax.tree.map(lambda x: x.shape, template) != jax.tree.map(lambda x: x.shape, variables):
+    raise ValueError("the weights do not have jax-fid's Inception-v3 layout (an fc of 1008 classes, "
+                     "as the TF graph's, is needed)")
+  return variables
+
+
 def to_torch_state_dict(variables: dict) -> dict:
   """The inverse of from_torch_state_dict (for tests and for exporting)."""
   out = {}
