@@ -15,27 +15,13 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import parallel, train
 from gan_jax.train_step import train_step, with_hparams
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from train_speed import _config  # noqa: E402
-
-
-def matmul_rate(dtype, n=8192, repeats=10):
-  """Measured TFLOP/s of an n^3 matmul in `dtype` on the default device."""
-  a = jax.random.normal(jax.random.key(0), (n, n), dtype)
-  matmul = jax.jit(lambda x: x @ x)
-  matmul(a).block_until_ready()
-  best = float("inf")
-  for _ in range(repeats):
-    tic = time.perf_counter()
-    matmul(a).block_until_ready()
-    best = min(best, time.perf_counter() - tic)
-  return 2 * n**3 / best / 1e12
+from train_speed import _config, jax_matmul_gflops  # noqa: E402
 
 
 def step_rate(dtype, batch, seconds, repeats=5):
@@ -86,7 +72,7 @@ def main():
   print("|---|---|---|---|---|---|")
   for dtype in ("float32", "bfloat16"):
     rates, tflop = step_rate(dtype, args.batch, args.seconds)
-    peak = matmul_rate(jnp.dtype(dtype), args.matmul_size) * jax.device_count()
+    peak = jax_matmul_gflops(args.matmul_size, dtype) / 1e3 * jax.device_count()   # TFLOP/s
     it = statistics.median(rates)
     rows.append({"dtype": dtype, "it_per_s": it, "min": min(rates), "max": max(rates),
                  "tflop_per_it": tflop, "tflop_per_s": tflop * it, "matmul_tflop_per_s": peak})

@@ -53,6 +53,14 @@ def override(config: ml_collections.ConfigDict, **fields) -> ml_collections.Conf
   return config
 
 
+def param_count(module, x) -> int:
+  """Parameters of a Flax module (G or D) on input x, counted from shapes alone."""
+  import jax
+  import numpy as np
+  variables = jax.eval_shape(lambda: module.init(jax.random.key(0), x, train=False))
+  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables["params"]))
+
+
 def tiny_toy_config(**fields) -> ml_collections.ConfigDict:
   """experiments/toy_ring.py shrunk to train in seconds."""
   c = load_experiment("toy_ring")

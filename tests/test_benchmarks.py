@@ -4,12 +4,11 @@ import json
 import subprocess
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, param_count
 from gan_jax.models import dcgan
 
 
@@ -25,11 +24,6 @@ def test_train_speed_writes_its_table_and_json(tmp_path):
   assert row["pipeline_images_per_s"] > 0 and row["peak_rss_mb"] > 0
 
 
-def _param_count(module, x):
-  variables = jax.eval_shape(lambda: module.init(jax.random.key(0), x, train=False))
-  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables["params"]))
-
-
 @pytest.mark.parametrize("shape", [(28, 28, 1), (64, 64, 3)])
 def test_torch_reference_is_our_dcgan(shape):
   pytest.importorskip("torch")
@@ -38,8 +32,8 @@ def test_torch_reference_is_our_dcgan(shape):
   # BatchNorm's affine parameters are parameters on both sides; running statistics on neither.
   torch_g = sum(p.numel() for p in torch_dcgan.generator(shape).parameters())
   torch_d = sum(p.numel() for p in torch_dcgan.discriminator(shape).parameters())
-  assert torch_g == _param_count(dcgan.Generator(shape, 64), jnp.zeros((1, 100)))
-  assert torch_d == _param_count(dcgan.Discriminator(shape, 64), jnp.zeros((1, *shape)))
+  assert torch_g == param_count(dcgan.Generator(shape, 64), jnp.zeros((1, 100)))
+  assert torch_d == param_count(dcgan.Discriminator(shape, 64), jnp.zeros((1, *shape)))
   step = torch_dcgan.make_step(shape, batch_size=4)
   d_loss, g_loss = step(torch_dcgan.random_batches(shape, 4, count=1)[0])
   assert np.isfinite(d_loss) and np.isfinite(g_loss)

@@ -5,23 +5,18 @@ import functools
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
+from conftest import param_count
 from gan_jax import UserError
 from gan_jax.models import dcgan, layers, mlp
-
-
-def _param_count(module, x):
-  variables = jax.eval_shape(lambda: module.init(jax.random.key(0), x, train=False))
-  return sum(np.prod(p.shape) for p in jax.tree.leaves(variables["params"]))
 
 
 def test_dcgan64_has_pytorch_examples_parameter_counts():
   """pytorch/examples dcgan/main.py with nz=100, ngf=ndf=64: G 3,576,704, D 2,765,568."""
   shape = (64, 64, 3)
-  assert _param_count(dcgan.Generator(shape, 64), jnp.zeros((1, 100))) == 3_576_704
-  assert _param_count(dcgan.Discriminator(shape, 64), jnp.zeros((1, *shape))) == 2_765_568
+  assert param_count(dcgan.Generator(shape, 64), jnp.zeros((1, 100))) == 3_576_704
+  assert param_count(dcgan.Discriminator(shape, 64), jnp.zeros((1, *shape))) == 2_765_568
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
