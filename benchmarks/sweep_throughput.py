@@ -8,7 +8,6 @@ several timed repetitions is reported with the spread. Prints a Markdown table, 
 
 import argparse
 import functools
-import importlib.util
 import json
 import pathlib
 import statistics
@@ -19,16 +18,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import data, parallel, sweep, train
+from gan_jax.config import experiment_module
 from gan_jax.train_step import train_step, with_hparams
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _experiment(name, overrides):
-  spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return sweep.trial_config(module.get_config(), overrides)
+  return sweep.trial_config(experiment_module(ROOT / "experiments" / f"{name}.py").get_config(),
+                            overrides)
 
 
 def _timed(run, steps, repeats):

@@ -1,5 +1,8 @@
 """The base config every experiment starts from, and its validation."""
 
+import importlib.util
+import types
+
 import ml_collections
 
 from gan_jax import UserError
@@ -18,6 +21,14 @@ RESUMABLE_CHANGES = (
     "data.manual_dir", "data.data_dir", "data.download", "data.path", "parallel.num_devices",
     "parallel.cpu_devices", "eval_every", "eval_samples", "eval_classifier",
 )
+
+
+def experiment_module(path) -> types.ModuleType:
+  """An experiment file (experiments/*.py) loaded as a module: get_config(), maybe get_sweep()."""
+  spec = importlib.util.spec_from_file_location("experiment", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def _optimizer(lr: float, b1: float, b2: float) -> ml_collections.ConfigDict:

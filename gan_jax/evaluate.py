@@ -117,8 +117,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("num_samples", None, "generated samples (default 10000; 2500 for 2-D toys)")
   flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)")
   flags.DEFINE_string("classifier", "", "gan_jax.classifier directory (image runs)")
-  flags.DEFINE_string("inception_weights", "", "local file of pytorch-fid's Inception-v3 weights "
-                      "(.pth, or its state dict as .npz/.pkl): FID in the standard protocol")
+  flags.DEFINE_string("inception_weights", "", "local file of the FID Inception-v3 weights "
+                      "(pytorch-fid's .pth or its state dict as .npz/.pkl, or jax-fid's pickle)")
   flags.DEFINE_string("real_split", "test", "real split the samples are compared with")
   flags.DEFINE_integer("seed", 0, "seed of the generated samples")
 

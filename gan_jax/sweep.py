@@ -7,7 +7,6 @@ skipped and interrupted ones resume. WORKDIR/sweep.csv and WORKDIR/sweep.png sum
 """
 
 import csv
-import importlib.util
 import json
 import os
 import time
@@ -18,6 +17,7 @@ from ml_collections import config_flags
 
 from gan_jax import UserError, hyper
 from gan_jax.cli import fail, parse_flags
+from gan_jax.config import experiment_module
 
 FLAGS = flags.FLAGS
 
@@ -28,9 +28,7 @@ VECTOR_FIELDS = ("seed", "clip_value", "gp_weight", "r1_gamma", "ema_decay") + t
 
 
 def load_trials(config_file: str) -> list[dict]:
-  spec = importlib.util.spec_from_file_location("experiment", config_file)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = experiment_module(config_file)
   if not hasattr(module, "get_sweep"):
     raise UserError(f"{config_file} defines no get_sweep(hyper)")
   trials = module.get_sweep(hyper)

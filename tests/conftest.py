@@ -1,7 +1,6 @@
 """Test set-up: 4 virtual CPU devices, fast compiles, and the shared real data."""
 
 import contextlib
-import importlib.util
 import os
 import pathlib
 
@@ -36,10 +35,8 @@ def shared_data() -> pathlib.Path:
 
 
 def load_experiment(name: str) -> ml_collections.ConfigDict:
-  spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  from gan_jax.config import experiment_module
+  return experiment_module(ROOT / "experiments" / f"{name}.py").get_config()
 
 
 def override(config: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigDict:
