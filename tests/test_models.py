@@ -75,24 +75,27 @@ def _assert_same_function(fast, reference, x, w):
   return y
 
 
-# big_channels <= layers.FEW_CHANNELS takes the im2col path, more the lax one.
+# big_channels <= layers.FEW_CHANNELS takes the im2col path; more, the space-to-depth path where
+# the kernel is a multiple of the stride (> 1), else lax.
 @pytest.mark.parametrize("big_channels", [3, 6])
-@pytest.mark.parametrize("stride,padding,size", [(2, 1, 7), (2, 1, 4), (1, 0, 1), (2, 0, 5)])
-def test_fast_conv_transpose_matches_lax(stride, padding, size, big_channels):
+@pytest.mark.parametrize("kernel,stride,padding,size", [
+    (4, 2, 1, 7), (4, 2, 1, 4), (4, 1, 0, 1), (4, 2, 0, 5), (3, 2, 1, 4), (4, 4, 0, 3)])
+def test_fast_conv_transpose_matches_lax(kernel, stride, padding, size, big_channels):
   kx, kw = jax.random.split(jax.random.key(0))
   x = jax.random.normal(kx, (3, size, size, 5))
-  w = jax.random.normal(kw, (4, 4, big_channels, 5))
+  w = jax.random.normal(kw, (kernel, kernel, big_channels, 5))
   y = _assert_same_function(lambda x, w: layers.conv_transpose(x, w, stride, padding),
                             lambda x, w: _reference_conv_transpose(x, w, stride, padding), x, w)
   # PyTorch's output size: (H - 1) * stride - 2 * padding + kernel
-  assert y.shape[1] == (size - 1) * stride - 2 * padding + 4
+  assert y.shape[1] == (size - 1) * stride - 2 * padding + kernel
 
 
 @pytest.mark.parametrize("big_channels", [3, 6])
-@pytest.mark.parametrize("stride,padding,size", [(2, 1, 8), (2, 1, 7), (1, 0, 4), (2, 0, 9)])
-def test_fast_conv_matches_lax(stride, padding, size, big_channels):
+@pytest.mark.parametrize("kernel,stride,padding,size", [
+    (4, 2, 1, 8), (4, 2, 1, 7), (4, 1, 0, 4), (4, 2, 0, 9), (3, 2, 1, 8), (4, 4, 1, 10)])
+def test_fast_conv_matches_lax(kernel, stride, padding, size, big_channels):
   kx, kw = jax.random.split(jax.random.key(0))
   x = jax.random.normal(kx, (3, size, size, big_channels))
-  w = jax.random.normal(kw, (4, 4, big_channels, 5))
+  w = jax.random.normal(kw, (kernel, kernel, big_channels, 5))
   _assert_same_function(lambda x, w: layers.conv(x, w, stride, padding),
                         lambda x, w: _reference_conv(x, w, stride, padding), x, w)
