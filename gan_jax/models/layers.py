@@ -107,7 +107,7 @@ def _grow(small, w, stride, padding, big_hw):
 
 
 def _weight_grad(big, small_grad, w, stride, padding):
-  """The gradient of <_shrink(big, w), small_grad> with respect to w."""
+  """The gradient of <_shrink(big, w), small_grad> with respect to w (an array or its shape)."""
   if big.shape[-1] <= FEW_CHANNELS:
     cols = _patches(big, w.shape[0], stride, padding)
     return (cols.reshape(-1, cols.shape[-1]).T @ small_grad.reshape(-1, w.shape[-1])).reshape(w.shape)
@@ -123,8 +123,8 @@ def _weight_grad(big, small_grad, w, stride, padding):
                       for dy in range(kb) for dx in range(kb)])
     kernel_blocks = taps.reshape(kb, kb, *taps.shape[1:]).transpose(0, 1, 3, 2)
     return _kernel_from_blocks(kernel_blocks, stride, w.shape[2])
-  _, vjp = jax.vjp(lambda w_: _shrink(big, w_, stride, padding), w)
-  return vjp(small_grad)[0]
+  (out,) = jax.linear_transpose(lambda w_: _shrink(big, w_, stride, padding), w)(small_grad)
+  return out
 
 
 def _kernel_from_blocks(kernel_blocks, stride, big_channels):
@@ -134,6 +134,9 @@ def _kernel_from_blocks(kernel_blocks, stride, big_channels):
       kb * s, kb * s, big_channels, cs)
 
 
+# The three operations as one family closed under differentiation: each one's gradient is made of
+# the other two, so second-order terms (WGAN-GP, R1) run the same fast kernels, not autodiff of
+# their insides.
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv(x, w, stride: int, padding: int):
   """Conv2d without bias: x (N, H, W, Cin), w (k, k, Cin, Cout)."""
@@ -141,39 +144,63 @@ def conv(x, w, stride: int, padding: int):
 
 
 def _conv_fwd(x, w, stride, padding):
-  return _shrink(x, w, stride, padding), (x, w)
+  return conv(x, w, stride, padding), (x, w)
 
 
 def _conv_bwd(stride, padding, residuals, g):
   x, w = residuals
-  return _grow(g, w, stride, padding, x.shape[1:3]), _weight_grad(x, g, w, stride, padding)
+  return (_grow_op(g, w, stride, padding, x.shape[1:3]),
+          _weight_op(x, g, stride, padding, w.shape[0]))
 
 
 conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _grow_op(small, w, stride: int, padding: int, big_hw: tuple[int, int]):
+  return _grow(small, w, stride, padding, big_hw)
+
+
+def _grow_fwd(small, w, stride, padding, big_hw):
+  return _grow_op(small, w, stride, padding, big_hw), (small, w)
+
+
+def _grow_bwd(stride, padding, big_hw, residuals, g):
+  small, w = residuals
+  return conv(g, w, stride, padding), _weight_op(g, small, stride, padding, w.shape[0])
+
+
+_grow_op.defvjp(_grow_fwd, _grow_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _weight_op(big, small_grad, stride: int, padding: int, kernel: int):
+  w = jax.ShapeDtypeStruct((kernel, kernel, big.shape[-1], small_grad.shape[-1]), big.dtype)
+  return _weight_grad(big, small_grad, w, stride, padding)
+
+
+def _weight_fwd(big, small_grad, stride, padding, kernel):
+  return _weight_op(big, small_grad, stride, padding, kernel), (big, small_grad)
+
+
+def _weight_bwd(stride, padding, kernel, residuals, w_grad):
+  big, small_grad = residuals
+  return (_grow_op(small_grad, w_grad, stride, padding, big.shape[1:3]),
+          conv(big, w_grad, stride, padding))
+
+
+_weight_op.defvjp(_weight_fwd, _weight_bwd)
 
 
 def transposed_size(size: int, kernel: int, stride: int, padding: int) -> int:
   return (size - 1) * stride - 2 * padding + kernel   # PyTorch's ConvTranspose2d output size
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv_transpose(x, w, stride: int, padding: int):
   """Transposed conv: x (N,H,W,Cin), w (k,k,Cout,Cin) is the kernel of the conv it transposes."""
   k = w.shape[0]
-  return _grow(x, w, stride, padding, (transposed_size(x.shape[1], k, stride, padding),
-                                       transposed_size(x.shape[2], k, stride, padding)))
-
-
-def _conv_transpose_fwd(x, w, stride, padding):
-  return conv_transpose(x, w, stride, padding), (x, w)
-
-
-def _conv_transpose_bwd(stride, padding, residuals, g):
-  x, w = residuals
-  return _shrink(g, w, stride, padding), _weight_grad(g, x, w, stride, padding)
-
-
-conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
+  return _grow_op(x, w, stride, padding, (transposed_size(x.shape[1], k, stride, padding),
+                                          transposed_size(x.shape[2], k, stride, padding)))
 
 
 class Conv(nn.Module):
