@@ -194,15 +194,23 @@ def train_step(gan: GAN, state: TrainState, batch, key):
   gp_eps = _local_slice(jax.random.uniform(eps_key, (gan.n_critic, gan.global_batch)), 1)
   real = to_model_range(batch)
 
-  # A Python loop, not lax.scan: XLA:CPU runs convolutions inside a while loop ~8x slower.
-  for i in range(gan.n_critic - 1):
-    fake, g_stats = _apply(gan.generator, state.g_params, state.g_stats, z[i])
-    state, _ = _critic_update(gan, state.replace(g_stats=g_stats), real[i], fake, gp_eps[i])
-  # The last D update and the G update share one generated batch (as pytorch/examples dcgan).
-  fake, g_vjp, g_stats = jax.vjp(lambda p: _apply(gan.generator, p, state.g_stats, z[-1]),
-                                 state.g_params, has_aux=True)
-  state = state.replace(g_stats=g_stats)
-  state, d_metrics = _critic_update(gan, state, real[-1], lax.stop_gradient(fake), gp_eps[-1])
+  if gan.n_critic == 1:
+    # The D and the G update share one generated batch, as pytorch/examples dcgan.
+    fake, g_vjp, g_stats = jax.vjp(lambda p: _apply(gan.generator, p, state.g_stats, z[0]),
+                                   state.g_params, has_aux=True)
+    state, d_metrics = _critic_update(gan, state.replace(g_stats=g_stats), real[0],
+                                      lax.stop_gradient(fake), gp_eps[0])
+  else:
+    # A scan compiles one critic update, not n_critic copies; G then regenerates the last batch
+    # (same z, same parameters: the same images) for its own update.
+    def critic_update(state, inputs):
+      z_i, real_i, eps_i = inputs
+      fake, g_stats = _apply(gan.generator, state.g_params, state.g_stats, z_i)
+      return _critic_update(gan, state.replace(g_stats=g_stats), real_i, fake, eps_i)
+    state, d_metrics = lax.scan(critic_update, state, (z, real, gp_eps))
+    d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
+    fake, g_vjp = jax.vjp(lambda p: _apply(gan.generator, p, state.g_stats, z[-1])[0],
+                          state.g_params)
   state, g_metrics = _generator_update(gan, state, fake, g_vjp)
   metrics = lax.pmean({**d_metrics, **g_metrics}, DATA_AXIS)
   return state.replace(step=state.step + 1), metrics
