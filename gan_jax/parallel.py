@@ -1,6 +1,7 @@
 """Data parallelism: a device mesh with one named data axis, the per-device step mapped over it."""
 
 import math
+import os
 
 import jax
 import numpy as np
@@ -23,10 +24,18 @@ def initialize_multihost() -> None:
   jax.distributed.initialize()
 
 
+# XLA aborts a CPU collective whose participants arrive more than 40 s apart, which a loaded host
+# (several processes sharing two cores) can cause; a slow step is not a deadlock.
+_CPU_COLLECTIVE_FLAGS = ("--xla_cpu_collective_call_warn_stuck_timeout_seconds=120 "
+                         "--xla_cpu_collective_call_terminate_timeout_seconds=1800")
+
+
 def use_cpu_devices(count: int) -> None:
   """Split a CPU host into `count` XLA devices (0: leave JAX's default). Call before JAX runs."""
   if not count:
     return
+  if count > 1:   # flags given in XLA_FLAGS come later and win
+    os.environ["XLA_FLAGS"] = f"{_CPU_COLLECTIVE_FLAGS} {os.environ.get('XLA_FLAGS', '')}".strip()
   try:
     jax.config.update("jax_num_cpu_devices", count)
   except RuntimeError as e:
