@@ -17,6 +17,7 @@ PyTorch blocks so that machine noise hits both. Prints a Markdown table; writes 
 """
 
 import argparse
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -64,8 +65,8 @@ def _timed_blocks(run_block, seconds_per_iteration, seconds, repeats, other=None
   return rates, other_rates
 
 
-def _flops(compiled):
-  cost = compiled.cost_analysis()
+def _flops(lowered):
+  cost = lowered.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost.get("flops", 0.0)) if cost else 0.0
 
@@ -142,7 +143,11 @@ def worker(setting, repeats, seconds):
       return torch_n / (time.perf_counter() - tic)
 
   rates, torch_rates = _timed_blocks(run_block, per_iteration, seconds, repeats, other)
-  flops = _flops(compiled) * mesh.size   # XLA counts one device's share of the SPMD program
+  # XLA counts a loop body once, so the critic scan is unrolled for counting; and it counts one
+  # device's share of the SPMD program.
+  counted = parallel.data_parallel(
+      functools.partial(train_step, dataclasses.replace(gan, unroll_critic=True)), mesh)
+  flops = _flops(counted.lower(state, next_batch(), keys["train"])) * mesh.size
   row = {"experiment": setting, "shape": list(shape), "batch": batch, "n_critic": config.n_critic,
          "loss": config.loss, "model": config.model.name, "devices": mesh.size,
          "it_per_s": _median_spread(rates), "compile_s": compile_s, "peak_rss_mb": peak_rss_mb,

@@ -53,6 +53,8 @@ class GAN:
   gp_weight: float = 0.0
   r1_gamma: float = 0.0
   ema_decay: float = 0.0
+  unroll_critic: bool = False   # straight-line critic updates (longer compile; XLA's cost analysis
+                                # counts a loop body once, so the benchmark counts FLOPs this way)
 
 
 def optimizer_hparams(opt: ml_collections.ConfigDict) -> dict:
@@ -207,7 +209,8 @@ def train_step(gan: GAN, state: TrainState, batch, key):
       z_i, real_i, eps_i = inputs
       fake, g_stats = _apply(gan.generator, state.g_params, state.g_stats, z_i)
       return _critic_update(gan, state.replace(g_stats=g_stats), real_i, fake, eps_i)
-    state, d_metrics = lax.scan(critic_update, state, (z, real, gp_eps))
+    state, d_metrics = lax.scan(critic_update, state, (z, real, gp_eps),
+                                unroll=gan.unroll_critic)
     d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
     fake, g_vjp = jax.vjp(lambda p: _apply(gan.generator, p, state.g_stats, z[-1])[0],
                           state.g_params)
