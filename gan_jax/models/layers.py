@@ -86,6 +86,14 @@ def _kernel_blocks(w, stride):
   return w.reshape(kb, s, kb, s, cb, cs).transpose(0, 2, 1, 3, 4, 5).reshape(kb, kb, s * s * cb, cs)
 
 
+def _kernel_from_blocks(kernel_blocks, stride, big_channels):
+  """The inverse of `_kernel_blocks`."""
+  kb, _, _, cs = kernel_blocks.shape
+  s = stride
+  return kernel_blocks.reshape(kb, kb, s, s, big_channels, cs).transpose(0, 2, 1, 3, 4, 5).reshape(
+      kb * s, kb * s, big_channels, cs)
+
+
 def _grow(small, w, stride, padding, big_hw):
   """The transpose of `_shrink`: small (N, Ho, Wo, Cs) -> (N, *big_hw, Cb)."""
   big = jax.ShapeDtypeStruct((small.shape[0], *big_hw, w.shape[2]), small.dtype)
@@ -112,9 +120,8 @@ def _weight_grad(big, small_grad, w, stride, padding):
     cols = _patches(big, w.shape[0], stride, padding)
     return (cols.reshape(-1, cols.shape[-1]).T @ small_grad.reshape(-1, w.shape[-1])).reshape(w.shape)
   if _blocked(w, stride):
-    # One matmul per block tap, with the pixel axis contracted as the inner dimension of both
-    # operands: XLA:CPU runs lax's weight gradient, and a matmul contracting a leading axis,
-    # ~2x slower.
+    # One matmul per block tap (gradient^T @ shifted blocks): 1.5x faster than lax's weight
+    # gradient on the 32x32 layer, as fast elsewhere.
     (ho, wo), blocks_hw = _block_geometry(big.shape[1:3], w, stride, padding)
     blocks = _to_blocks(big, stride, padding, blocks_hw)
     grad_t = small_grad.reshape(-1, w.shape[-1]).T
@@ -126,12 +133,6 @@ def _weight_grad(big, small_grad, w, stride, padding):
   (out,) = jax.linear_transpose(lambda w_: _shrink(big, w_, stride, padding), w)(small_grad)
   return out
 
-
-def _kernel_from_blocks(kernel_blocks, stride, big_channels):
-  kb, _, _, cs = kernel_blocks.shape
-  s = stride
-  return kernel_blocks.reshape(kb, kb, s, s, big_channels, cs).transpose(0, 2, 1, 3, 4, 5).reshape(
-      kb * s, kb * s, big_channels, cs)
 
 
 # The three operations as one family closed under differentiation: each one's gradient is made of
