@@ -1,5 +1,6 @@
 """The data-parallel step: 1 device and 4 devices compute the same training run."""
 
+import dataclasses
 import functools
 import gzip
 
@@ -18,7 +19,7 @@ def mnist_test_images(shared_data):
     return np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)[:512]
 
 
-def run_steps(config, num_devices, images, num_steps=20):
+def run_steps(config, num_devices, images, num_steps=20, **gan_fields):
   """Loss curve of `num_steps` steps of the real step function on a mesh of `num_devices`."""
   config.parallel.num_devices = num_devices
   mesh = parallel.make_mesh(num_devices)
@@ -30,6 +31,7 @@ def run_steps(config, num_devices, images, num_steps=20):
                               config.train.batch_size)
   config.data.shape = dataset.shape
   gan, init = train.setup(config, parallel.replicated(mesh))
+  gan = dataclasses.replace(gan, **gan_fields)
   keys = train.run_keys(config.seed)
   state = init(keys["init"])
   step_fn = parallel.data_parallel(functools.partial(train_step, gan), mesh)
@@ -64,6 +66,15 @@ def test_one_device_equals_four_devices(case, mnist_test_images):
   assert np.all(np.isfinite(one["d_loss"])) and one["d_loss"].std() > 0
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4),
                jax.device_get(state_one.g_params), jax.device_get(state_four.g_params))
+
+
+def test_scanned_critic_updates_equal_straight_line_ones(mnist_test_images):
+  """The lax.scan over n_critic updates computes what the unrolled updates compute."""
+  scanned, _ = run_steps(CASES["wgan_gp"](), 1, mnist_test_images, num_steps=3)
+  unrolled, _ = run_steps(CASES["wgan_gp"](), 1, mnist_test_images, num_steps=3,
+                          unroll_critic=True)
+  for key in ("d_loss", "g_loss", "gp"):
+    np.testing.assert_allclose(unrolled[key], scanned[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
 def test_bfloat16_compute_tracks_float32(mnist_test_images):
