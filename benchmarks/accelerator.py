@@ -21,7 +21,7 @@ from gan_jax import parallel, train
 from gan_jax.train_step import train_step, with_hparams
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from train_speed import _config, jax_matmul_gflops  # noqa: E402
+from train_speed import _config, _timed_blocks, jax_matmul_gflops, step_flops  # noqa: E402
 
 
 def step_rate(dtype, batch, seconds, repeats=5):
@@ -37,23 +37,18 @@ def step_rate(dtype, batch, seconds, repeats=5):
   images = np.random.default_rng(0).integers(0, 256, (1, batch, 64, 64, 3), dtype=np.uint8)
   batch_array = parallel.shard_batch(images, mesh)
   compiled = step.lower(state, batch_array, keys["train"]).compile()
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  for _ in range(3):
-    state, metrics = compiled(state, batch_array, keys["train"])
-  jax.block_until_ready(metrics)
-  tic = time.perf_counter()
-  state, metrics = compiled(state, batch_array, keys["train"])
-  jax.block_until_ready(metrics)
-  n = max(2, int(seconds / (time.perf_counter() - tic)))
-  rates = []
-  for _ in range(repeats):
-    tic = time.perf_counter()
+
+  def run_block(n):
+    nonlocal state
     for _ in range(n):
       state, metrics = compiled(state, batch_array, keys["train"])
     jax.block_until_ready(metrics)
-    rates.append(n / (time.perf_counter() - tic))
-  return rates, float(cost.get("flops", 0.0)) / 1e12
+
+  run_block(3)   # warm-up
+  tic = time.perf_counter()
+  run_block(1)
+  rates, _ = _timed_blocks(run_block, time.perf_counter() - tic, seconds, repeats)
+  return rates, step_flops(gan, mesh, state, batch_array, keys["train"]) / 1e12
 
 
 def main():

@@ -7,8 +7,8 @@ NAME@N runs experiments/NAME.py with --config.parallel.cpu_devices=N (the host's
 XLA devices, the batch split over them).
 
 Each experiment runs in its own process (so peak memory is its own): the real train step of its
-config, fed by the real input pipeline (`data.create` + `data.prefetch` over in-memory uint8 images
-of the dataset's shape), one iteration = all D updates + the G update. Reported: steady-state
+config, fed by the real input pipeline (`data.from_array` + `data.prefetch` over in-memory uint8
+images of the dataset's shape, or the toy sampler), one iteration = all D updates + the G update. Reported: steady-state
 iterations/s (median of `--repeats` timed blocks of about `--seconds` each, min-max spread; compile
 and warm-up excluded), the step's compile time, peak resident memory, GFLOP/s (XLA's FLOP count of
 the step times its rate) against the machine's matmul rate, and the pipeline's own images/s.
@@ -65,10 +65,17 @@ def _timed_blocks(run_block, seconds_per_iteration, seconds, repeats, other=None
   return rates, other_rates
 
 
-def _flops(lowered):
-  cost = lowered.cost_analysis()
+def step_flops(gan, mesh, state, batch, key) -> float:
+  """XLA's FLOP count of one whole train step over the mesh."""
+  from gan_jax import parallel
+  from gan_jax.train_step import train_step
+  # XLA counts a loop body once, so the critic scan is unrolled for counting; and it counts one
+  # device's share of the SPMD program.
+  counted = parallel.data_parallel(
+      functools.partial(train_step, dataclasses.replace(gan, unroll_critic=True)), mesh)
+  cost = counted.lower(state, batch, key).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get("flops", 0.0)) if cost else 0.0
+  return float(cost.get("flops", 0.0)) * mesh.size if cost else 0.0
 
 
 def worker(setting, repeats, seconds):
@@ -143,11 +150,7 @@ def worker(setting, repeats, seconds):
       return torch_n / (time.perf_counter() - tic)
 
   rates, torch_rates = _timed_blocks(run_block, per_iteration, seconds, repeats, other)
-  # XLA counts a loop body once, so the critic scan is unrolled for counting; and it counts one
-  # device's share of the SPMD program.
-  counted = parallel.data_parallel(
-      functools.partial(train_step, dataclasses.replace(gan, unroll_critic=True)), mesh)
-  flops = _flops(counted.lower(state, next_batch(), keys["train"])) * mesh.size
+  flops = step_flops(gan, mesh, state, next_batch(), keys["train"])
   row = {"experiment": setting, "shape": list(shape), "batch": batch, "n_critic": config.n_critic,
          "loss": config.loss, "model": config.model.name, "devices": mesh.size,
          "it_per_s": _median_spread(rates), "compile_s": compile_s, "peak_rss_mb": peak_rss_mb,
@@ -160,18 +163,22 @@ def worker(setting, repeats, seconds):
   return row
 
 
-def jax_matmul_gflops(n=2048, dtype="float32", repeats=10):
-  """GFLOP/s of JAX's n^3 matmul on the default device (the best of `repeats`)."""
+def _best_seconds(fn, repeats=10):
+  fn()   # warm-up
+  times = []
+  for _ in range(repeats):
+    tic = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - tic)
+  return min(times)
+
+
+def jax_matmul_gflops(n=2048, dtype="float32"):
+  """GFLOP/s of JAX's n^3 matmul on the default device (the best of 10)."""
   import jax
   a = jax.random.normal(jax.random.key(0), (n, n), dtype)
   matmul = jax.jit(lambda x: x @ x)
-  matmul(a).block_until_ready()
-  best = float("inf")
-  for _ in range(repeats):
-    tic = time.perf_counter()
-    matmul(a).block_until_ready()
-    best = min(best, time.perf_counter() - tic)
-  return 2 * n**3 / best / 1e9
+  return 2 * n**3 / _best_seconds(lambda: matmul(a).block_until_ready()) / 1e9
 
 
 def matmul_rate():
@@ -181,13 +188,7 @@ def matmul_rate():
   if importlib.util.find_spec("torch"):
     import torch
     t = torch.randn(n, n)
-    t @ t
-    times = []
-    for _ in range(10):
-      tic = time.perf_counter()
-      t @ t
-      times.append(time.perf_counter() - tic)
-    rates["torch"] = 2 * n**3 / min(times) / 1e9
+    rates["torch"] = 2 * n**3 / _best_seconds(lambda: t @ t) / 1e9
   return rates
 
 

@@ -29,10 +29,18 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 FEW_CHANNELS = 4   # up to this many channels on the big side, shrink and weight use patches
 
 
+def _conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
+  return (size + 2 * padding - kernel) // stride + 1
+
+
+def transposed_size(size: int, kernel: int, stride: int, padding: int) -> int:
+  return (size - 1) * stride - 2 * padding + kernel   # PyTorch's ConvTranspose2d output size
+
+
 def _patches(big, kernel: int, stride: int, padding: int):
   """im2col: (N, H, W, C) -> (N, Ho, Wo, k*k*C), taps ordered (ky, kx, c) as an HWIO kernel."""
   n, h, w, c = big.shape
-  ho, wo = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
+  ho, wo = (_conv_size(size, kernel, stride, padding) for size in (h, w))
   padded = jnp.pad(big, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
   taps = [lax.slice(padded, (0, ky, kx, 0), (n, ky + stride * (ho - 1) + 1,
                                               kx + stride * (wo - 1) + 1, c), (1, stride, stride, 1))
@@ -50,13 +58,13 @@ def _shrink(big, w, stride, padding):
 
 def _blocked(w, stride: int):
   """Whether `_shrink` with this kernel has a stride-1 form over space-to-depth blocks."""
-  return stride > 1 and w.shape[0] % stride == 0 and w.shape[2] > FEW_CHANNELS
+  return stride > 1 and w.shape[0] % stride == 0
 
 
 def _block_geometry(big_hw, w, stride, padding):
   """Output size of the strided conv and the (padded) big size it reads, in stride x stride blocks."""
   k = w.shape[0]
-  out = tuple((size + 2 * padding - k) // stride + 1 for size in big_hw)
+  out = tuple(_conv_size(size, k, stride, padding) for size in big_hw)
   return out, tuple(o + k // stride - 1 for o in out)
 
 
@@ -115,7 +123,7 @@ def _grow(small, w, stride, padding, big_hw):
 
 
 def _weight_grad(big, small_grad, w, stride, padding):
-  """The gradient of <_shrink(big, w), small_grad> with respect to w (an array or its shape)."""
+  """The gradient of <_shrink(big, w), small_grad> with respect to w (a ShapeDtypeStruct)."""
   if big.shape[-1] <= FEW_CHANNELS:
     cols = _patches(big, w.shape[0], stride, padding)
     return (cols.reshape(-1, cols.shape[-1]).T @ small_grad.reshape(-1, w.shape[-1])).reshape(w.shape)
@@ -132,7 +140,6 @@ def _weight_grad(big, small_grad, w, stride, padding):
     return _kernel_from_blocks(kernel_blocks, stride, w.shape[2])
   (out,) = jax.linear_transpose(lambda w_: _shrink(big, w_, stride, padding), w)(small_grad)
   return out
-
 
 
 # The three operations as one family closed under differentiation: each one's gradient is made of
@@ -191,10 +198,6 @@ def _weight_bwd(stride, padding, kernel, residuals, w_grad):
 
 
 _weight_op.defvjp(_weight_fwd, _weight_bwd)
-
-
-def transposed_size(size: int, kernel: int, stride: int, padding: int) -> int:
-  return (size - 1) * stride - 2 * padding + kernel   # PyTorch's ConvTranspose2d output size
 
 
 def conv_transpose(x, w, stride: int, padding: int):
