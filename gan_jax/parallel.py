@@ -67,6 +67,18 @@ def check_batch_divides(global_batch: int, mesh: jax.sharding.Mesh) -> None:
                     f"{mesh.size} devices of the mesh")
 
 
+# XLA:CPU hands convolutions, matmuls and reductions to YNNPACK by default. Its convolutions run the
+# DCGAN layers 1.3-2x slower than XLA's own (Eigen) ones, so the train step keeps YNNPACK for
+# matmuls and reductions only: dcgan64 0.52 -> 0.66 it/s (benchmarks/NOTES.md).
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type":
+                        "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+
+
+def compiler_options(mesh: jax.sharding.Mesh) -> dict | None:
+  """XLA options for programs that run on `mesh` (CPU_COMPILER_OPTIONS on CPU devices)."""
+  return CPU_COMPILER_OPTIONS if mesh.devices.flat[0].platform == "cpu" else None
+
+
 def data_parallel(step_fn, mesh: jax.sharding.Mesh):
   """jit(shard_map(step_fn)) with the state replicated and donated, batches split on DATA_AXIS.
 
@@ -75,7 +87,7 @@ def data_parallel(step_fn, mesh: jax.sharding.Mesh):
   """
   mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(P(), BATCH_SPEC, P()),
                          out_specs=(P(), P()), check_vma=False)
-  return jax.jit(mapped, donate_argnums=0)
+  return jax.jit(mapped, donate_argnums=0, compiler_options=compiler_options(mesh))
 
 
 def trials_parallel(step_fn, mesh: jax.sharding.Mesh):
@@ -84,7 +96,7 @@ def trials_parallel(step_fn, mesh: jax.sharding.Mesh):
   mapped = jax.shard_map(jax.vmap(step_fn), mesh=mesh,
                          in_specs=(P(TRIAL_AXIS), TRIAL_BATCH_SPEC, P(TRIAL_AXIS)),
                          out_specs=(P(TRIAL_AXIS), P(TRIAL_AXIS)), check_vma=False)
-  return jax.jit(mapped, donate_argnums=0)
+  return jax.jit(mapped, donate_argnums=0, compiler_options=compiler_options(mesh))
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:

@@ -9,9 +9,10 @@ fastest (benchmarks/NOTES.md):
 each the lax convolution, except
   - when the big side has few channels (the 1- or 3-channel image layers): im2col patches and
     matmuls, since lax's weight gradient of such a layer runs ~10x slower than the same matmul;
-  - grow and weight of the wider strided layers: the stride-1 form of the same conv over
-    space-to-depth blocks of the big side (a dense conv and per-tap matmuls), 1.5-3x faster than
-    lax's input-dilated conv and weight gradient.
+  - grow of the strided layers: one dense conv per output phase (`_grow_by_phases`), 1.5-3x
+    faster than lax's input-dilated conv.
+On CPU the train step is compiled with XLA's Eigen convolutions rather than YNNPACK's
+(`parallel.CPU_COMPILER_OPTIONS`), which run these shapes 1.3-2x faster.
 A Conv runs shrink forward and grow + weight backward; a ConvTranspose grow forward and shrink +
 weight backward. `lax.conv_transpose` (flax's ConvTranspose) is never used: XLA:CPU computes its
 weight gradient with a generic loop, 2-5x slower.
@@ -50,56 +51,13 @@ def _patches(big, kernel: int, stride: int, padding: int):
 
 def _shrink(big, w, stride, padding):
   """The strided conv: big (N, H, W, Cb), w (k, k, Cb, Cs) -> (N, Ho, Wo, Cs)."""
-  if big.shape[-1] <= FEW_CHANNELS:
-    return _patches(big, w.shape[0], stride, padding) @ w.reshape(-1, w.shape[-1])
   return lax.conv_general_dilated(big, w, (stride, stride), [(padding, padding)] * 2,
                                   dimension_numbers=_DIMS)
 
 
-def _blocked(w, stride: int):
-  """Whether `_shrink` with this kernel has a stride-1 form over space-to-depth blocks."""
+def _has_phases(w, stride: int):
+  """Whether `_grow` with this kernel splits into stride * stride dense convs (`_grow_by_phases`)."""
   return stride > 1 and w.shape[0] % stride == 0
-
-
-def _block_geometry(big_hw, w, stride, padding):
-  """Output size of the strided conv and the (padded) big size it reads, in stride x stride blocks."""
-  k = w.shape[0]
-  out = tuple(_conv_size(size, k, stride, padding) for size in big_hw)
-  return out, tuple(o + k // stride - 1 for o in out)
-
-
-def _to_blocks(big, stride, padding, blocks_hw):
-  """Pad (or crop) `big` to the blocks the conv reads, then space-to-depth:
-  (N, H, W, C) -> (N, Hb, Wb, stride*stride*C), channels ordered (row offset, column offset, c)."""
-  n, h, w, c = big.shape
-  (hb, wb), s = blocks_hw, stride
-  x = lax.pad(big, jnp.zeros((), big.dtype), [(0, 0, 0), (padding, hb * s - h - padding, 0),
-                                              (padding, wb * s - w - padding, 0), (0, 0, 0)])
-  return x.reshape(n, hb, s, wb, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, hb, wb, s * s * c)
-
-
-def _from_blocks(blocks, stride, padding, big_hw):
-  """The transpose of `_to_blocks`."""
-  n, hb, wb, _ = blocks.shape
-  s, (h, w) = stride, big_hw
-  x = blocks.reshape(n, hb, wb, s, s, -1).transpose(0, 1, 3, 2, 4, 5).reshape(n, hb * s, wb * s, -1)
-  return lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (-padding, h + padding - hb * s, 0),
-                                             (-padding, w + padding - wb * s, 0), (0, 0, 0)])
-
-
-def _kernel_blocks(w, stride):
-  """(k, k, Cb, Cs) -> (k/s, k/s, s*s*Cb, Cs): the same conv's kernel over `_to_blocks` input."""
-  k, _, cb, cs = w.shape
-  kb, s = k // stride, stride
-  return w.reshape(kb, s, kb, s, cb, cs).transpose(0, 2, 1, 3, 4, 5).reshape(kb, kb, s * s * cb, cs)
-
-
-def _kernel_from_blocks(kernel_blocks, stride, big_channels):
-  """The inverse of `_kernel_blocks`."""
-  kb, _, _, cs = kernel_blocks.shape
-  s = stride
-  return kernel_blocks.reshape(kb, kb, s, s, big_channels, cs).transpose(0, 2, 1, 3, 4, 5).reshape(
-      kb * s, kb * s, big_channels, cs)
 
 
 def _grow(small, w, stride, padding, big_hw):
@@ -108,36 +66,41 @@ def _grow(small, w, stride, padding, big_hw):
   if w.shape[2] <= FEW_CHANNELS:   # col2im of the kernel's transpose matmul
     columns = small @ w.reshape(-1, w.shape[-1]).T
     (out,) = jax.linear_transpose(lambda b: _patches(b, w.shape[0], stride, padding), big)(columns)
-  elif _blocked(w, stride):
-    # A stride-1 full convolution into space-to-depth blocks: lax's transpose of a strided conv
-    # (an input-dilated conv) runs 2-3x slower on XLA:CPU than this dense one.
-    _, blocks_hw = _block_geometry(big_hw, w, stride, padding)
-    kb = w.shape[0] // stride
-    kernel = jnp.flip(_kernel_blocks(w, stride), (0, 1)).transpose(0, 1, 3, 2)
-    blocks = lax.conv_general_dilated(small, kernel, (1, 1), [(kb - 1, kb - 1)] * 2,
-                                      dimension_numbers=_DIMS)
-    out = _from_blocks(blocks, stride, padding, big_hw)
+  elif _has_phases(w, stride):
+    out = _grow_by_phases(small, w, stride, padding, big_hw)
   else:
     (out,) = jax.linear_transpose(lambda b: _shrink(b, w, stride, padding), big)(small)
   return out
 
 
+def _grow_by_phases(small, w, stride, padding, big_hw):
+  """`_grow` as stride * stride dense convs, one per output phase (sub-pixel position).
+
+  Big-side pixel s*m + a only meets the kernel taps congruent to a + padding (mod s), so each
+  phase is a stride-1 conv of `small` with a (k/s x k/s) slice of the kernel; the phases are then
+  interleaved. lax's transpose, an input-dilated conv, spends 3/4 of its work on inserted zeros
+  and runs 1.5-3x slower on XLA:CPU.
+  """
+  s, kb = stride, w.shape[0] // stride
+  n, h, wd, _ = small.shape
+  rows, cols = (-(-size // s) for size in big_hw)   # each phase's output size, rounded up
+
+  def taps(phase):   # along one axis: the phase's first kernel tap and its shift into `small`
+    return (phase + padding) % s, (phase + padding) // s
+
+  phases = []
+  for a in range(s):
+    for b in range(s):
+      (ra, ca), (rb, cb) = taps(a), taps(b)
+      kernel = jnp.flip(w[ra::s, rb::s], (0, 1)).transpose(0, 1, 3, 2)   # (k/s, k/s, Cs, Cb)
+      pads = [(kb - 1 - c, out - size + c) for c, out, size in ((ca, rows, h), (cb, cols, wd))]
+      phases.append(lax.conv_general_dilated(small, kernel, (1, 1), pads, dimension_numbers=_DIMS))
+  out = jnp.stack(phases, axis=3).reshape(n, rows, cols, s, s, -1).transpose(0, 1, 3, 2, 4, 5)
+  return out.reshape(n, rows * s, cols * s, -1)[:, :big_hw[0], :big_hw[1]]
+
+
 def _weight_grad(big, small_grad, w, stride, padding):
   """The gradient of <_shrink(big, w), small_grad> with respect to w (a ShapeDtypeStruct)."""
-  if big.shape[-1] <= FEW_CHANNELS:
-    cols = _patches(big, w.shape[0], stride, padding)
-    return (cols.reshape(-1, cols.shape[-1]).T @ small_grad.reshape(-1, w.shape[-1])).reshape(w.shape)
-  if _blocked(w, stride):
-    # One matmul per block tap (gradient^T @ shifted blocks): 1.5x faster than lax's weight
-    # gradient on the 32x32 layer, as fast elsewhere.
-    (ho, wo), blocks_hw = _block_geometry(big.shape[1:3], w, stride, padding)
-    blocks = _to_blocks(big, stride, padding, blocks_hw)
-    grad_t = small_grad.reshape(-1, w.shape[-1]).T
-    kb = w.shape[0] // stride
-    taps = jnp.stack([grad_t @ blocks[:, dy:dy + ho, dx:dx + wo].reshape(-1, blocks.shape[-1])
-                      for dy in range(kb) for dx in range(kb)])
-    kernel_blocks = taps.reshape(kb, kb, *taps.shape[1:]).transpose(0, 1, 3, 2)
-    return _kernel_from_blocks(kernel_blocks, stride, w.shape[2])
   (out,) = jax.linear_transpose(lambda w_: _shrink(big, w_, stride, padding), w)(small_grad)
   return out
 
