@@ -75,8 +75,9 @@ def _assert_same_function(fast, reference, x, w):
   return y
 
 
-# big_channels <= layers.FEW_CHANNELS takes the im2col path; more, the space-to-depth path where
-# the kernel is a multiple of the stride (> 1), else lax.
+# Grow (a ConvTranspose's forward, a Conv's input gradient) with big_channels <= layers.FEW_CHANNELS
+# is col2im; with more, one conv per output phase where the kernel is a multiple of the stride (> 1)
+# (stride 4 with padding 1 shifts some phases out of range), else lax.
 @pytest.mark.parametrize("big_channels", [3, 6])
 @pytest.mark.parametrize("kernel,stride,padding,size", [
     (4, 2, 1, 7), (4, 2, 1, 4), (4, 1, 0, 1), (4, 2, 0, 5), (3, 2, 1, 4), (4, 4, 0, 3)])

@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 import gzip
+import re
 
 import jax
 import numpy as np
@@ -90,3 +91,20 @@ def test_bfloat16_compute_tracks_float32(mnist_test_images):
   assert curves["bfloat16"]["d_loss"].dtype == np.float32
   np.testing.assert_allclose(curves["bfloat16"]["d_loss"], curves["float32"]["d_loss"], rtol=0.05)
   assert not np.array_equal(curves["bfloat16"]["d_loss"], curves["float32"]["d_loss"])
+
+
+def test_cpu_step_runs_xla_convolutions_and_ynnpack_matmuls():
+  """parallel.CPU_COMPILER_OPTIONS reach the compiled step: its convolutions are XLA's own
+  (Eigen), while matmuls still go to YNNPACK (a renamed or ignored option would fail here)."""
+  mesh = parallel.make_mesh(1)
+  x, w = np.ones((2, 8, 8, 32), np.float32), np.ones((4, 4, 32, 32), np.float32)   # YNNPACK-sized
+
+  def step(w, x, key):   # data_parallel's (state, batch, key) -> (state, metrics)
+    y = jax.lax.conv_general_dilated(x[0], w, (2, 2), [(1, 1)] * 2,
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return w, y.reshape(2, -1) @ y.reshape(-1, 2)
+  compiled = parallel.data_parallel(step, mesh).lower(w, x[None], jax.random.key(0)).compile()
+  fused_ops = [line for line in compiled.as_text().splitlines()
+               if re.search(r"%ynn_fusion[.0-9]* = ", line)]
+  assert fused_ops and not any("conv_general_dilated" in line for line in fused_ops)
+  assert any("dot_general" in line for line in fused_ops)
