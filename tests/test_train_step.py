@@ -6,11 +6,13 @@ import gzip
 import re
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from conftest import tiny_dcgan_config, tiny_toy_config
 from gan_jax import data, parallel, train
+from gan_jax.models import layers
 from gan_jax.train_step import train_step
 
 
@@ -93,18 +95,25 @@ def test_bfloat16_compute_tracks_float32(mnist_test_images):
   assert not np.array_equal(curves["bfloat16"]["d_loss"], curves["float32"]["d_loss"])
 
 
-def test_cpu_step_runs_xla_convolutions_and_ynnpack_matmuls():
+def test_cpu_step_runs_standard_xla_convolutions_and_ynnpack_matmuls():
   """parallel.CPU_COMPILER_OPTIONS reach the compiled step: its convolutions are XLA's own
-  (Eigen), while matmuls still go to YNNPACK (a renamed or ignored option would fail here)."""
+  (Eigen), while matmuls still go to YNNPACK (a renamed or ignored option would fail here). And
+  every convolution, the weight gradient inside a scan (the critic loop) included, has standard
+  dimension numbers: XLA:CPU runs any other form inside a loop body with a generic, ~10x slower
+  loop."""
   mesh = parallel.make_mesh(1)
   x, w = np.ones((2, 8, 8, 32), np.float32), np.ones((4, 4, 32, 32), np.float32)   # YNNPACK-sized
 
   def step(w, x, key):   # data_parallel's (state, batch, key) -> (state, metrics)
-    y = jax.lax.conv_general_dilated(x[0], w, (2, 2), [(1, 1)] * 2,
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    def update(w, _):
+      return w - 1e-3 * jax.grad(lambda w: jnp.sum(layers.conv(x[0], w, 2, 1) ** 2))(w), None
+    w, _ = jax.lax.scan(update, w, None, length=2)
+    y = layers.conv(x[0], w, 2, 1)
     return w, y.reshape(2, -1) @ y.reshape(-1, 2)
-  compiled = parallel.data_parallel(step, mesh).lower(w, x[None], jax.random.key(0)).compile()
-  fused_ops = [line for line in compiled.as_text().splitlines()
-               if re.search(r"%ynn_fusion[.0-9]* = ", line)]
+  hlo = parallel.data_parallel(step, mesh).lower(w, x[None], jax.random.key(0)).compile().as_text()
+  fused_ops = [line for line in hlo.splitlines() if re.search(r"%ynn_fusion[.0-9]* = ", line)]
   assert fused_ops and not any("conv_general_dilated" in line for line in fused_ops)
   assert any("dot_general" in line for line in fused_ops)
+  convolutions = [line for line in hlo.splitlines() if " convolution(" in line]
+  assert len(convolutions) >= 2   # the forward conv and the scanned weight gradient
+  assert all("dim_labels=b01f_01io->b01f" in line for line in convolutions), convolutions

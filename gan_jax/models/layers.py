@@ -12,7 +12,7 @@ each the lax convolution, except grow of the strided layers:
   - otherwise, where the kernel is a multiple of the stride: one dense conv per output phase
     (`_grow_by_phases`), 1.5-3x faster than lax's input-dilated conv.
 On CPU the train step is compiled with XLA's Eigen convolutions rather than YNNPACK's
-(`parallel.CPU_COMPILER_OPTIONS`), which run these shapes 1.3-2x faster.
+(`parallel.CPU_COMPILER_OPTIONS`), which run these shapes 1.3-3x faster.
 A Conv runs shrink forward and grow + weight backward; a ConvTranspose grow forward and shrink +
 weight backward. `lax.conv_transpose` (flax's ConvTranspose) is never used: XLA:CPU computes its
 weight gradient with a generic loop, 2-5x slower.
@@ -30,10 +30,6 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 FEW_CHANNELS = 4   # up to this many channels on the big side, grow is col2im
 
 
-def _conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
-  return (size + 2 * padding - kernel) // stride + 1
-
-
 def transposed_size(size: int, kernel: int, stride: int, padding: int) -> int:
   return (size - 1) * stride - 2 * padding + kernel   # PyTorch's ConvTranspose2d output size
 
@@ -41,7 +37,7 @@ def transposed_size(size: int, kernel: int, stride: int, padding: int) -> int:
 def _patches(big, kernel: int, stride: int, padding: int):
   """im2col: (N, H, W, C) -> (N, Ho, Wo, k*k*C), taps ordered (ky, kx, c) as an HWIO kernel."""
   n, h, w, c = big.shape
-  ho, wo = (_conv_size(size, kernel, stride, padding) for size in (h, w))
+  ho, wo = ((size + 2 * padding - kernel) // stride + 1 for size in (h, w))
   padded = jnp.pad(big, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
   taps = [lax.slice(padded, (0, ky, kx, 0), (n, ky + stride * (ho - 1) + 1,
                                               kx + stride * (wo - 1) + 1, c), (1, stride, stride, 1))
@@ -91,27 +87,13 @@ def _grow_by_phases(small, w, stride, padding, big_hw):
   phases = []
   for a in range(s):
     for b in range(s):
-      (ra, ca), (rb, cb) = taps(a), taps(b)
-      kernel = jnp.flip(w[ra::s, rb::s], (0, 1)).transpose(0, 1, 3, 2)   # (k/s, k/s, Cs, Cb)
-      pads = [(kb - 1 - c, out - size + c) for c, out, size in ((ca, rows, h), (cb, cols, wd))]
+      (tap_a, shift_a), (tap_b, shift_b) = taps(a), taps(b)
+      kernel = jnp.flip(w[tap_a::s, tap_b::s], (0, 1)).transpose(0, 1, 3, 2)   # (k/s, k/s, Cs, Cb)
+      pads = [(kb - 1 - shift, out - size + shift)
+              for shift, out, size in ((shift_a, rows, h), (shift_b, cols, wd))]
       phases.append(lax.conv_general_dilated(small, kernel, (1, 1), pads, dimension_numbers=_DIMS))
   out = jnp.stack(phases, axis=3).reshape(n, rows, cols, s, s, -1).transpose(0, 1, 3, 2, 4, 5)
   return out.reshape(n, rows * s, cols * s, -1)[:, :big_hw[0], :big_hw[1]]
-
-
-def _weight_grad(big, small_grad, w, stride, padding):
-  """The gradient of <_shrink(big, w), small_grad> with respect to w (a ShapeDtypeStruct).
-
-  The correlation of `big` with the dilated `small_grad`, written with the batch as the contracted
-  feature axis and standard dimension numbers. lax's own transpose rule gives the same conv with
-  permuted dimension numbers, which XLA:CPU turns into this form in straight-line code but not in
-  a loop body (the critic scan), where it falls back to a generic conv loop ~10x slower.
-  """
-  k, (_, h, wd, _), (_, ho, wo, _) = w.shape[0], big.shape, small_grad.shape
-  pads = [(padding, k + (o - 1) * stride - size - padding) for o, size in ((ho, h), (wo, wd))]
-  out = lax.conv_general_dilated(big.transpose(3, 1, 2, 0), small_grad.transpose(1, 2, 0, 3), (1, 1),
-                                 pads, rhs_dilation=(stride, stride), dimension_numbers=_DIMS)
-  return out.transpose(1, 2, 0, 3)   # (Cb, k, k, Cs) -> (k, k, Cb, Cs)
 
 
 # The three operations as one family closed under differentiation: each one's gradient is made of
@@ -155,8 +137,18 @@ _grow_op.defvjp(_grow_fwd, _grow_bwd)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _weight_op(big, small_grad, stride: int, padding: int, kernel: int):
-  w = jax.ShapeDtypeStruct((kernel, kernel, big.shape[-1], small_grad.shape[-1]), big.dtype)
-  return _weight_grad(big, small_grad, w, stride, padding)
+  """The gradient of <_shrink(big, w), small_grad> with respect to w, a (kernel x kernel) kernel.
+
+  The correlation of `big` with the dilated `small_grad`, written with the batch as the contracted
+  feature axis and standard dimension numbers. lax's own transpose rule gives the same conv with
+  permuted dimension numbers, which XLA:CPU turns into this form in straight-line code but not in
+  a loop body (the critic scan), where it falls back to a generic conv loop ~10x slower.
+  """
+  (_, h, wd, _), (_, ho, wo, _) = big.shape, small_grad.shape
+  pads = [(padding, kernel + (o - 1) * stride - size - padding) for o, size in ((ho, h), (wo, wd))]
+  out = lax.conv_general_dilated(big.transpose(3, 1, 2, 0), small_grad.transpose(1, 2, 0, 3), (1, 1),
+                                 pads, rhs_dilation=(stride, stride), dimension_numbers=_DIMS)
+  return out.transpose(1, 2, 0, 3)   # (Cb, k, k, Cs) -> (k, k, Cb, Cs)
 
 
 def _weight_fwd(big, small_grad, stride, padding, kernel):
