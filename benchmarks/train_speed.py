@@ -9,11 +9,12 @@ XLA devices, the batch split over them).
 Each experiment runs in its own process (so peak memory is its own): the real train step of its
 config, fed by the real input pipeline (`data.from_array` + `data.prefetch` over in-memory uint8
 images of the dataset's shape, or the toy sampler), one iteration = all D updates + the G update.
-Reported: steady-state iterations/s (median of `--repeats` timed blocks of about `--seconds` each, min-max spread; compile
-and warm-up excluded), the step's compile time, peak resident memory, GFLOP/s (XLA's FLOP count of
-the step times its rate) against the machine's matmul rate, and the pipeline's own images/s.
-Where torch is importable the DCGAN experiments also time `torch_dcgan.py`, alternating JAX and
-PyTorch blocks so that machine noise hits both. Prints a Markdown table; writes the same as JSON.
+Reported: steady-state iterations/s (median of `--repeats` timed blocks of about `--seconds` each,
+min-max spread; compile and warm-up excluded), the step's compile time, peak resident memory,
+GFLOP/s (XLA's FLOP count of the step times its rate) against the machine's matmul rate, and the
+pipeline's own images/s. Where torch is importable the DCGAN experiments also time `torch_dcgan.py`,
+alternating JAX and PyTorch blocks so that machine noise hits both. Prints a Markdown table; writes
+the same as JSON.
 """
 
 import argparse
