@@ -48,7 +48,7 @@ def step_rate(dtype, batch, seconds, repeats=5):
   tic = time.perf_counter()
   run_block(1)
   rates, _ = _timed_blocks(run_block, time.perf_counter() - tic, seconds, repeats)
-  return rates, step_flops(gan, mesh, state, batch_array, keys["train"]) / 1e12
+  return rates, step_flops(gan, state, batch_array, keys["train"]) / 1e12
 
 
 def main():

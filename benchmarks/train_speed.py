@@ -66,17 +66,26 @@ def _timed_blocks(run_block, seconds_per_iteration, seconds, repeats, other=None
   return rates, other_rates
 
 
-def step_flops(gan, mesh, state, batch, key) -> float:
-  """XLA's FLOP count of one whole train step over the mesh."""
+def step_flops(gan, state, batch, key) -> float:
+  """XLA's FLOP count of one whole train step at the global batch.
+
+  Counted on one CPU device, whatever the step runs on: XLA:GPU leaves cuDNN's convolutions out of
+  its count, and the same program on one device does the whole batch's work. XLA counts a loop
+  body once, so the critic scan is unrolled for counting.
+  """
+  import jax
+
   from gan_jax import parallel
-  from gan_jax.train_step import train_step
-  # XLA counts a loop body once, so the critic scan is unrolled for counting; and it counts one
-  # device's share of the SPMD program.
+  from gan_jax.train_step import DATA_AXIS, train_step
+  cpu = jax.make_mesh((1,), (DATA_AXIS,), devices=jax.devices("cpu")[:1])
   counted = parallel.data_parallel(
-      functools.partial(train_step, dataclasses.replace(gan, unroll_critic=True)), mesh)
-  cost = counted.lower(state, batch, key).cost_analysis()
+      functools.partial(train_step, dataclasses.replace(gan, unroll_critic=True)), cpu)
+  shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+      x.shape, x.dtype, sharding=jax.NamedSharding(cpu, getattr(x.sharding, "spec", jax.P()))),
+      (state, batch, key))
+  cost = counted.lower(*shapes).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get("flops", 0.0)) * mesh.size if cost else 0.0
+  return float(cost.get("flops", 0.0)) if cost else 0.0
 
 
 def worker(setting, repeats, seconds):
@@ -151,7 +160,7 @@ def worker(setting, repeats, seconds):
       return torch_n / (time.perf_counter() - tic)
 
   rates, torch_rates = _timed_blocks(run_block, per_iteration, seconds, repeats, other)
-  flops = step_flops(gan, mesh, state, next_batch(), keys["train"])
+  flops = step_flops(gan, state, next_batch(), keys["train"])
   row = {"experiment": setting, "shape": list(shape), "batch": batch, "n_critic": config.n_critic,
          "loss": config.loss, "model": config.model.name, "devices": mesh.size,
          "it_per_s": _median_spread(rates), "compile_s": compile_s, "peak_rss_mb": peak_rss_mb,
