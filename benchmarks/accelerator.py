@@ -2,7 +2,10 @@
 the chip's measured matmul rate that the train step achieves.
 
   python benchmarks/accelerator.py [--batch=512] [--seconds=10] [--json=benchmarks/accelerator.json]
+                                   [--layers=gan_jax|lax] [--experiment=dcgan64]
 
+--layers=lax times the same step with plain `lax.conv_general_dilated` / `lax.conv_transpose` and
+autodiff in place of gan_jax's Conv / ConvTranspose ops, to check that those still pay on a chip.
 Runs anywhere (on a CPU with --batch=8 it is a smoke test); the numbers mean something on a GPU/TPU.
 """
 
@@ -16,17 +19,30 @@ import time
 
 import jax
 import numpy as np
+from jax import lax
 
 from gan_jax import parallel, train
+from gan_jax.models import layers
 from gan_jax.train_step import train_step, with_hparams
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from train_speed import _config, _timed_blocks, jax_matmul_gflops, step_flops  # noqa: E402
 
 
-def step_rate(dtype, batch, seconds, repeats=5):
-  """(iterations/s samples, TFLOP per iteration) of experiments/dcgan64.py at `batch` in `dtype`."""
-  config = _config("dcgan64")
+def _lax_conv(x, w, stride, padding):
+  return lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _lax_conv_transpose(x, w, stride, padding):
+  k = w.shape[0]
+  return lax.conv_transpose(x, w, (stride, stride), [(k - 1 - padding,) * 2] * 2,
+                            dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)
+
+
+def step_rate(experiment, dtype, batch, seconds, repeats=5):
+  """(iterations/s samples, TFLOP per iteration) of experiments/EXPERIMENT.py at `batch` in `dtype`."""
+  config = _config(experiment)
   config.train.batch_size = batch
   config.model.dtype = dtype
   mesh = parallel.make_mesh()
@@ -34,7 +50,8 @@ def step_rate(dtype, batch, seconds, repeats=5):
   keys = train.run_keys(0)
   state = with_hparams(init(keys["init"]), config)
   step = parallel.data_parallel(functools.partial(train_step, gan), mesh)
-  images = np.random.default_rng(0).integers(0, 256, (1, batch, 64, 64, 3), dtype=np.uint8)
+  images = np.random.default_rng(0).integers(
+      0, 256, (config.n_critic, batch, *config.data.shape), dtype=np.uint8)
   batch_array = parallel.shard_batch(images, mesh)
   compiled = step.lower(state, batch_array, keys["train"]).compile()
 
@@ -57,16 +74,20 @@ def main():
   parser.add_argument("--seconds", type=float, default=10.0)
   parser.add_argument("--matmul_size", type=int, default=8192)
   parser.add_argument("--json", default="benchmarks/accelerator.json")
+  parser.add_argument("--layers", choices=("gan_jax", "lax"), default="gan_jax")
+  parser.add_argument("--experiment", default="dcgan64", help="an image experiment in experiments/")
   args = parser.parse_args()
+  if args.layers == "lax":   # the modules look these up at call time
+    layers.conv, layers.conv_transpose = _lax_conv, _lax_conv_transpose
 
   device = jax.devices()[0]
   name = f"{device.device_kind} ({device.platform}) x{jax.device_count()}"
   rows = []
-  print(f"{name}; jax {jax.__version__}; dcgan64, batch {args.batch}\n")
+  print(f"{name}; jax {jax.__version__}; {args.experiment}, batch {args.batch}, {args.layers} layers\n")
   print("| dtype | it/s (median, min-max) | images/s | TFLOP/s | matmul TFLOP/s | share |")
   print("|---|---|---|---|---|---|")
   for dtype in ("float32", "bfloat16"):
-    rates, tflop = step_rate(dtype, args.batch, args.seconds)
+    rates, tflop = step_rate(args.experiment, dtype, args.batch, args.seconds)
     peak = jax_matmul_gflops(args.matmul_size, dtype) / 1e3 * jax.device_count()   # TFLOP/s
     it = statistics.median(rates)
     rows.append({"dtype": dtype, "it_per_s": it, "min": min(rates), "max": max(rates),
@@ -74,7 +95,8 @@ def main():
     print(f"| {dtype} | {it:.3g} ({min(rates):.3g}-{max(rates):.3g}) | {it * args.batch:.4g} "
           f"| {tflop * it:.3g} | {peak:.3g} | {100 * tflop * it / peak:.0f}% |")
   with open(args.json, "w") as f:
-    json.dump({"device": name, "jax": jax.__version__, "batch": args.batch, "rows": rows}, f, indent=2)
+    json.dump({"device": name, "jax": jax.__version__, "experiment": args.experiment,
+               "batch": args.batch, "layers": args.layers, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

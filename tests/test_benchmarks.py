@@ -38,3 +38,17 @@ def test_torch_reference_is_our_dcgan(shape):
   step = torch_dcgan.make_step(shape, batch_size=4)
   d_loss, g_loss = step(torch_dcgan.random_batches(shape, 4, count=1)[0])
   assert np.isfinite(d_loss) and np.isfinite(g_loss)
+
+
+@pytest.mark.parametrize("layers", ["gan_jax", "lax"])
+def test_accelerator_script_runs(tmp_path, layers):
+  out = tmp_path / "accelerator.json"
+  result = subprocess.run(
+      [sys.executable, "benchmarks/accelerator.py", "--batch=4", "--seconds=0.01",
+       "--matmul_size=64", "--experiment=dcgan", f"--layers={layers}", f"--json={out}"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  report = json.loads(out.read_text())
+  assert report["layers"] == layers and [r["dtype"] for r in report["rows"]] == ["float32", "bfloat16"]
+  for row in report["rows"]:
+    assert row["it_per_s"] > 0 and row["tflop_per_it"] > 0 and row["matmul_tflop_per_s"] > 0
