@@ -41,7 +41,7 @@ def _lax_conv_transpose(x, w, stride, padding):
 
 
 def step_rate(experiment, dtype, batch, seconds, repeats=5):
-  """(iterations/s samples, TFLOP per iteration) of experiments/EXPERIMENT.py at `batch` in `dtype`."""
+  """(iterations/s samples, TFLOP per iteration) of experiments/`experiment`.py, `batch`, `dtype`."""
   config = _config(experiment)
   config.train.batch_size = batch
   config.model.dtype = dtype
@@ -83,7 +83,8 @@ def main():
   device = jax.devices()[0]
   name = f"{device.device_kind} ({device.platform}) x{jax.device_count()}"
   rows = []
-  print(f"{name}; jax {jax.__version__}; {args.experiment}, batch {args.batch}, {args.layers} layers\n")
+  print(f"{name}; jax {jax.__version__}; {args.experiment}, batch {args.batch}, "
+        f"{args.layers} layers\n")
   print("| dtype | it/s (median, min-max) | images/s | TFLOP/s | matmul TFLOP/s | share |")
   print("|---|---|---|---|---|---|")
   for dtype in ("float32", "bfloat16"):

@@ -16,7 +16,8 @@ def test_train_speed_writes_its_table_and_json(tmp_path):
   out = tmp_path / "speed.json"
   result = subprocess.run(
       [sys.executable, "benchmarks/train_speed.py", "--experiments=toy_ring@2", "--repeats=2",
-       "--seconds=0.05", f"--json={out}"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+       "--seconds=0.05", f"--json={out}"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
   # @2: two CPU devices whatever XLA_FLAGS says (4 in tests), with the collective timeout flags
   assert "| toy_ring@2 | 2 | 100 | 2 |" in result.stdout
@@ -49,6 +50,7 @@ def test_accelerator_script_runs(tmp_path, layers):
       cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads(out.read_text())
-  assert report["layers"] == layers and [r["dtype"] for r in report["rows"]] == ["float32", "bfloat16"]
+  assert report["layers"] == layers
+  assert [row["dtype"] for row in report["rows"]] == ["float32", "bfloat16"]
   for row in report["rows"]:
     assert row["it_per_s"] > 0 and row["tflop_per_it"] > 0 and row["matmul_tflop_per_s"] > 0
