@@ -41,7 +41,7 @@ def _lax_conv_transpose(x, w, stride, padding):
 
 
 def step_rate(experiment, dtype, batch, seconds, repeats=5):
-  """(iterations/s samples, TFLOP per iteration) of experiments/`experiment`.py, `batch`, `dtype`."""
+  """(iterations/s samples, TFLOP per iteration) of experiments/`experiment`.py."""
   config = _config(experiment)
   config.train.batch_size = batch
   config.model.dtype = dtype
