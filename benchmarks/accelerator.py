@@ -61,7 +61,7 @@ def step_rate(experiment, dtype, batch, seconds, repeats=5):
       state, metrics = compiled(state, batch_array, keys["train"])
     jax.block_until_ready(metrics)
 
-  run_block(3)   # warm-up
+  run_block(2)   # warm-up
   tic = time.perf_counter()
   run_block(1)
   rates, _ = _timed_blocks(run_block, time.perf_counter() - tic, seconds, repeats)
@@ -71,7 +71,8 @@ def step_rate(experiment, dtype, batch, seconds, repeats=5):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, default=512)
-  parser.add_argument("--seconds", type=float, default=10.0)
+  parser.add_argument("--seconds", type=float, default=10.0, help="length of one timed block")
+  parser.add_argument("--repeats", type=int, default=5, help="timed blocks per dtype")
   parser.add_argument("--matmul_size", type=int, default=8192)
   parser.add_argument("--json", default="benchmarks/accelerator.json")
   parser.add_argument("--layers", choices=("gan_jax", "lax"), default="gan_jax")
@@ -88,7 +89,7 @@ def main():
   print("| dtype | it/s (median, min-max) | images/s | TFLOP/s | matmul TFLOP/s | share |")
   print("|---|---|---|---|---|---|")
   for dtype in ("float32", "bfloat16"):
-    rates, tflop = step_rate(args.experiment, dtype, args.batch, args.seconds)
+    rates, tflop = step_rate(args.experiment, dtype, args.batch, args.seconds, args.repeats)
     peak = jax_matmul_gflops(args.matmul_size, dtype) / 1e3 * jax.device_count()   # TFLOP/s
     it = statistics.median(rates)
     rows.append({"dtype": dtype, "it_per_s": it, "min": min(rates), "max": max(rates),
