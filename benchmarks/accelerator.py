@@ -29,15 +29,14 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from train_speed import _config, _timed_blocks, jax_matmul_gflops, step_flops  # noqa: E402
 
 
-def _lax_conv(x, w, stride, padding):
-  return lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def _lax_conv_transpose(x, w, stride, padding):
-  k = w.shape[0]
-  return lax.conv_transpose(x, w, (stride, stride), [(k - 1 - padding,) * 2] * 2,
-                            dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)
+def use_lax_layers():
+  """Conv / ConvTranspose as plain lax convolutions differentiated by autodiff, in this process."""
+  def conv_transpose(x, w, stride, padding):
+    k = w.shape[0]
+    return lax.conv_transpose(x, w, (stride, stride), [(k - 1 - padding,) * 2] * 2,
+                              dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)
+  # The modules look these up at call time; `_shrink` is the plain strided lax conv.
+  layers.conv, layers.conv_transpose = layers._shrink, conv_transpose
 
 
 def step_rate(experiment, dtype, batch, seconds, repeats=5):
@@ -78,8 +77,8 @@ def main():
   parser.add_argument("--layers", choices=("gan_jax", "lax"), default="gan_jax")
   parser.add_argument("--experiment", default="dcgan64", help="an image experiment in experiments/")
   args = parser.parse_args()
-  if args.layers == "lax":   # the modules look these up at call time
-    layers.conv, layers.conv_transpose = _lax_conv, _lax_conv_transpose
+  if args.layers == "lax":
+    use_lax_layers()
 
   device = jax.devices()[0]
   name = f"{device.device_kind} ({device.platform}) x{jax.device_count()}"

@@ -4,12 +4,13 @@ import json
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from conftest import ROOT, param_count
-from gan_jax.models import dcgan
+from gan_jax.models import dcgan, layers
 
 
 def test_train_speed_writes_its_table_and_json(tmp_path):
@@ -41,8 +42,25 @@ def test_torch_reference_is_our_dcgan(shape):
   assert np.isfinite(d_loss) and np.isfinite(g_loss)
 
 
+def test_lax_layers_replace_the_custom_conv_ops(monkeypatch):
+  """accelerator.py --layers=lax: the layers' ops become plain lax, same values, no custom VJP."""
+  sys.path.insert(0, str(ROOT / "benchmarks"))
+  import accelerator
+  x = jax.random.normal(jax.random.key(0), (2, 5, 5, 6))
+  modules = [layers.Conv(4), layers.ConvTranspose(3)]
+  variables = [m.init(jax.random.key(1), x) for m in modules]
+  ours = [m.apply(v, x) for m, v in zip(modules, variables)]
+  monkeypatch.setattr(layers, "conv", layers.conv)   # restored after the test
+  monkeypatch.setattr(layers, "conv_transpose", layers.conv_transpose)
+  accelerator.use_lax_layers()
+  for module, v, y in zip(modules, variables, ours):
+    np.testing.assert_allclose(module.apply(v, x), y, rtol=1e-5, atol=1e-5)
+    jaxpr = str(jax.make_jaxpr(jax.grad(lambda v: jnp.sum(module.apply(v, x) ** 2)))(v))
+    assert "custom_vjp" not in jaxpr and "conv_general_dilated" in jaxpr
+  assert "lhs_dilation=(2, 2)" in str(jax.make_jaxpr(lambda v: modules[1].apply(v, x))(variables[1]))
+
+
 def test_accelerator_script_runs_with_lax_layers(tmp_path):
-  # --layers=lax is the script's one path of its own; the default layers run in every other test.
   out = tmp_path / "accelerator.json"
   result = subprocess.run(
       [sys.executable, "benchmarks/accelerator.py", "--batch=4", "--seconds=0.01", "--repeats=1",
