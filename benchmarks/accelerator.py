@@ -34,7 +34,7 @@ def use_lax_layers():
   def conv_transpose(x, w, stride, padding):
     k = w.shape[0]
     return lax.conv_transpose(x, w, (stride, stride), [(k - 1 - padding,) * 2] * 2,
-                              dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)
+                              dimension_numbers=layers._DIMS, transpose_kernel=True)
   # The modules look these up at call time; `_shrink` is the plain strided lax conv.
   layers.conv, layers.conv_transpose = layers._shrink, conv_transpose
 

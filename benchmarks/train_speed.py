@@ -78,8 +78,8 @@ def step_flops(gan, state, batch, key) -> float:
   import jax
 
   from gan_jax import parallel
-  from gan_jax.train_step import DATA_AXIS, train_step
-  cpu = jax.make_mesh((1,), (DATA_AXIS,), devices=jax.devices("cpu")[:1])
+  from gan_jax.train_step import train_step
+  cpu = parallel.make_mesh(1, backend="cpu")
   counted = parallel.data_parallel(
       functools.partial(train_step, dataclasses.replace(gan, unroll_critic=True)), cpu)
   shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(

@@ -43,9 +43,10 @@ def use_cpu_devices(count: int) -> None:
                     "(give it on the command line)") from e
 
 
-def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
-  """A 1-D mesh over the first `num_devices` devices (0 = all of them, every host's)."""
-  devices = jax.devices()
+def make_mesh(num_devices: int = 0, backend: str | None = None) -> jax.sharding.Mesh:
+  """A 1-D mesh over the first `num_devices` devices of `backend` (0 = all of them, every host's;
+  None = JAX's default backend)."""
+  devices = jax.devices(backend)
   if num_devices:
     if num_devices > len(devices):
       raise UserError(f"config.parallel.num_devices={num_devices} but only {len(devices)} devices exist")

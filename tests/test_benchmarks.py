@@ -12,6 +12,8 @@ import pytest
 from conftest import ROOT, param_count
 from gan_jax.models import dcgan, layers
 
+sys.path.insert(0, str(ROOT / "benchmarks"))   # torch_dcgan, accelerator
+
 
 def test_train_speed_writes_its_table_and_json(tmp_path):
   out = tmp_path / "speed.json"
@@ -30,7 +32,6 @@ def test_train_speed_writes_its_table_and_json(tmp_path):
 @pytest.mark.parametrize("shape", [(28, 28, 1), (64, 64, 3)])
 def test_torch_reference_is_our_dcgan(shape):
   pytest.importorskip("torch")
-  sys.path.insert(0, str(ROOT / "benchmarks"))
   import torch_dcgan
   # BatchNorm's affine parameters are parameters on both sides; running statistics on neither.
   torch_g = sum(p.numel() for p in torch_dcgan.generator(shape).parameters())
@@ -44,7 +45,6 @@ def test_torch_reference_is_our_dcgan(shape):
 
 def test_lax_layers_replace_the_custom_conv_ops(monkeypatch):
   """accelerator.py --layers=lax: the layers' ops become plain lax, same values, no custom VJP."""
-  sys.path.insert(0, str(ROOT / "benchmarks"))
   import accelerator
   x = jax.random.normal(jax.random.key(0), (2, 5, 5, 6))
   modules = [layers.Conv(4), layers.ConvTranspose(3)]
