@@ -141,6 +141,7 @@ def train_trials(configs, workdirs, names=None) -> TrainState:
   else:
     mesh = parallel.make_mesh(first.parallel.num_devices)
   parallel.check_batch_divides(first.train.batch_size, mesh)
+  parallel.reuse_freed_host_memory(mesh)
   host_share = parallel.host_share(first.train.batch_size)
   examples = None if first.data.source == "toy" else data.load_images(first.data)
   datasets = [data.create(c, *host_share, examples) for c in configs]

@@ -1,9 +1,13 @@
 """The data-parallel step: 1 device and 4 devices compute the same training run."""
 
+import ctypes
 import dataclasses
 import functools
 import gzip
+import os
+import platform
 import re
+import resource
 
 import jax
 import jax.numpy as jnp
@@ -117,3 +121,24 @@ def test_cpu_step_runs_standard_xla_convolutions_and_ynnpack_matmuls():
   convolutions = [line for line in hlo.splitlines() if " convolution(" in line]
   assert len(convolutions) >= 2   # the forward conv and the scanned weight gradient
   assert all("dim_labels=b01f_01io->b01f" in line for line in convolutions), convolutions
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc")
+def test_cpu_runs_reuse_the_memory_a_step_frees(monkeypatch):
+  """XLA:CPU mallocs each step's temporary buffer afresh. After
+  parallel.reuse_freed_host_memory, a freed 40 MB block comes back without page faults; glibc's
+  default unmaps it on free, and the next one faults in all of its ~10k pages again."""
+  for name in [n for n in os.environ if n.startswith("MALLOC_")] + ["GLIBC_TUNABLES"]:
+    monkeypatch.delenv(name, raising=False)
+  parallel.reuse_freed_host_memory(parallel.make_mesh(1))
+  libc = ctypes.CDLL(None)
+  libc.malloc.restype = ctypes.c_void_p
+
+  def page_faults_of_a_fresh_block(size=40 << 20):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    libc.free(ctypes.c_void_p(block))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+  page_faults_of_a_fresh_block()
+  assert page_faults_of_a_fresh_block() < 1000
