@@ -98,7 +98,7 @@ def worker(setting, repeats, seconds):
   name, _, cpu_devices = setting.partition("@")
   config = _config(name)
   config.parallel.cpu_devices = int(cpu_devices or 0)
-  parallel.use_cpu_devices(config.parallel.cpu_devices)
+  parallel.configure_cpu(config.parallel.cpu_devices, config.parallel.cpu_async_dispatch)
   import jax
   import numpy as np
 

@@ -19,7 +19,7 @@ TOY_DATASETS = ("ring8", "grid25")
 RESUMABLE_CHANGES = (
     "train.num_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
     "data.manual_dir", "data.data_dir", "data.download", "data.path", "parallel.num_devices",
-    "parallel.cpu_devices", "eval_every", "eval_samples", "eval_classifier",
+    "parallel.cpu_devices", "parallel.cpu_async_dispatch", "eval_every", "eval_samples", "eval_classifier",
 )
 
 
@@ -92,6 +92,10 @@ def base_config() -> ml_collections.ConfigDict:
   # On a CPU host: split its cores into this many XLA devices, each with a share of the batch
   # (0 = JAX's default of one device using every core). See benchmarks/NOTES.md.
   c.parallel.cpu_devices = 0
+  # On one CPU device, run each step on the Python thread rather than XLA's dispatch thread: glibc
+  # then keeps the step's temporary buffer between steps (dcgan64 +10-15%), while tiny steps
+  # (the 2-D toys) lose their overlap with Python (-17%). benchmarks/NOTES.md, seventh round.
+  c.parallel.cpu_async_dispatch = False
   return c
 
 
@@ -115,6 +119,7 @@ def toy_config(dataset: str) -> ml_collections.ConfigDict:
   c.sample_every = 500
   c.checkpoint_every = 1000
   c.num_samples = 2500   # the PacGAN protocol's sample count
+  c.parallel.cpu_async_dispatch = True   # ~15 ms steps: overlapping Python's work pays
   return c
 
 

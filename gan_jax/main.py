@@ -27,7 +27,8 @@ def main(argv: list[str]) -> None:
   if _MULTIHOST.value:
     parallel.initialize_multihost()
   try:
-    parallel.use_cpu_devices(config["parallel"]["cpu_devices"])
+    parallel.configure_cpu(config["parallel"]["cpu_devices"],
+                           config["parallel"]["cpu_async_dispatch"])
     train.train_and_evaluate(ml_collections.ConfigDict(config), _WORKDIR.value)
   except UserError as e:
     fail(str(e))

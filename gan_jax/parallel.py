@@ -31,14 +31,16 @@ _CPU_COLLECTIVE_FLAGS = ("--xla_cpu_collective_call_warn_stuck_timeout_seconds=1
                          "--xla_cpu_collective_call_terminate_timeout_seconds=1800")
 
 
-def use_cpu_devices(count: int) -> None:
-  """Split a CPU host into `count` XLA devices (0: leave JAX's default). Call before JAX runs."""
-  if not count:
+def configure_cpu(devices: int, async_dispatch: bool = True) -> None:
+  """Split a CPU host into `devices` XLA devices (0: leave JAX's default) and choose whether a
+  one-device step runs on XLA's dispatch thread or on the caller's. Call before JAX runs."""
+  jax.config.update("jax_cpu_enable_async_dispatch", async_dispatch)
+  if not devices:
     return
-  if count > 1:   # flags given in XLA_FLAGS come later and win
+  if devices > 1:   # flags given in XLA_FLAGS come later and win
     os.environ["XLA_FLAGS"] = f"{_CPU_COLLECTIVE_FLAGS} {os.environ.get('XLA_FLAGS', '')}".strip()
   try:
-    jax.config.update("jax_num_cpu_devices", count)
+    jax.config.update("jax_num_cpu_devices", devices)
   except RuntimeError as e:
     raise UserError("config.parallel.cpu_devices must be set before JAX starts "
                     "(give it on the command line)") from e

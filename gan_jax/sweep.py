@@ -169,7 +169,7 @@ def main(argv):
   logging.set_verbosity(logging.ERROR)
   try:
     from gan_jax import parallel   # imports JAX, which the flag parsing above must precede
-    parallel.use_cpu_devices(base.parallel.cpu_devices)
+    parallel.configure_cpu(base.parallel.cpu_devices, base.parallel.cpu_async_dispatch)
     trials = load_trials(config_flags.get_config_filename(flags.FLAGS["config"]))
     vectorize = {"auto": None, "true": True, "false": False}[FLAGS.vectorize]
     rows = run_sweep(base, trials, FLAGS.workdir, vectorize, FLAGS.max_stack)
