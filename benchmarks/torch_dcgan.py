@@ -4,7 +4,17 @@ Same layers as gan_jax's DCGAN for the same image shape (base * 2**k, base 4 or 
 non-saturating loss with Adam(2e-4, 0.5, 0.999), one D update on a real and a generated batch, then
 one G update through D on that generated batch. Imported only when torch is installed
 (`pip install -e '.[bench]'`).
+
+Run as a script, it serves `train_speed.py`: it times a block of iterations each time a line
+arrives on stdin and answers with the rate, in its own process, so that PyTorch runs with its own
+stock allocator settings while the two frameworks' blocks still alternate.
+  python benchmarks/torch_dcgan.py '{"image_shape": [28, 28, 1], "batch_size": 64, ...}' SECONDS
 """
+
+import json
+import math
+import sys
+import time
 
 import torch
 from torch import nn
@@ -93,3 +103,24 @@ def random_batches(image_shape, batch_size, count=4, seed=0):
   size, _, channels = image_shape
   g = torch.Generator().manual_seed(seed)
   return [torch.rand(batch_size, channels, size, size, generator=g) * 2 - 1 for _ in range(count)]
+
+
+def serve(step_args: dict, seconds: float) -> None:
+  """Print "ready", then for each line read: run a block of about `seconds`, print its it/s."""
+  step = make_step(**step_args)
+  batches = random_batches(step_args["image_shape"], step_args["batch_size"])
+  for b in batches[:2]:
+    step(b)   # warm-up
+  tic = time.perf_counter()
+  step(batches[0])
+  n = max(2, math.ceil(seconds / (time.perf_counter() - tic)))
+  print("ready", flush=True)
+  for _ in sys.stdin:
+    tic = time.perf_counter()
+    for i in range(n):
+      step(batches[i % len(batches)])
+    print(n / (time.perf_counter() - tic), flush=True)
+
+
+if __name__ == "__main__":
+  serve(json.loads(sys.argv[1]), float(sys.argv[2]))

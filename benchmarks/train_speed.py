@@ -12,10 +12,11 @@ images of the dataset's shape, or the toy sampler), one iteration = all D update
 Reported: steady-state iterations/s (median of `--repeats` timed blocks of about `--seconds` each,
 min-max spread; compile and warm-up excluded), the step's compile time, peak resident memory,
 GFLOP/s (XLA's FLOP count of the step times its rate) against the machine's matmul rate, and the
-pipeline's own images/s. Where torch is importable the DCGAN experiments also time `torch_dcgan.py`,
-alternating JAX and PyTorch blocks so that machine noise hits both; JAX/PyTorch is the median (and
-spread) of each JAX block's rate over the PyTorch block that follows it. Prints a Markdown table;
-writes the same as JSON, with every block's rate.
+pipeline's own images/s. Where torch is importable the DCGAN experiments also time `torch_dcgan.py`
+(in a process of its own, with PyTorch's stock settings), alternating JAX and PyTorch blocks so
+that machine noise hits both; JAX/PyTorch is the median (and spread) of each JAX block's rate over
+the PyTorch block that follows it. Prints a Markdown table; writes the same as JSON, with every
+block's rate.
 """
 
 import argparse
@@ -104,7 +105,7 @@ def worker(setting, repeats, seconds):
 
   shape, batch = tuple(config.data.shape), config.train.batch_size
   mesh = parallel.make_mesh(config.parallel.num_devices)
-  parallel.reuse_freed_host_memory(mesh)   # as train.train_trials does; torch gains from it too
+  parallel.reuse_freed_host_memory(mesh)   # as train.train_trials does
   gan, init = train.setup(config, parallel.replicated(mesh))
   keys = train.run_keys(config.seed)
   state = with_hparams(init(keys["init"]), config)
@@ -143,26 +144,27 @@ def worker(setting, repeats, seconds):
   run_block(max(2, math.ceil(seconds / per_iteration)))   # a first full block, before torch
   peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-  other, torch_rates = None, []
+  other, torch_server = None, None
   if name in TORCH_REFERENCE and importlib.util.find_spec("torch"):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import torch_dcgan
-    torch_step = torch_dcgan.make_step(shape, batch, config.model.nz, config.model.ngf,
-                                       config.model.ndf)
-    torch_batches = torch_dcgan.random_batches(shape, batch)
-    for b in torch_batches[:2]:
-      torch_step(b)   # warm-up
-    tic = time.perf_counter()
-    torch_step(torch_batches[0])
-    torch_n = max(2, math.ceil(seconds / (time.perf_counter() - tic)))
+    # PyTorch runs in a process of its own: stock allocator settings (this one's are tuned by
+    # parallel.reuse_freed_host_memory), its own peak memory, its blocks still alternating.
+    step_args = {"image_shape": list(shape), "batch_size": batch, "nz": config.model.nz,
+                 "ngf": config.model.ngf, "ndf": config.model.ndf}
+    torch_server = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "torch_dcgan.py"), json.dumps(step_args),
+         str(seconds)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    if torch_server.stdout.readline().strip() != "ready":
+      raise RuntimeError(f"torch_dcgan.py failed to start (exit {torch_server.wait()})")
 
     def other():
-      tic = time.perf_counter()
-      for i in range(torch_n):
-        torch_step(torch_batches[i % len(torch_batches)])
-      return torch_n / (time.perf_counter() - tic)
+      torch_server.stdin.write("run\n")
+      torch_server.stdin.flush()
+      return float(torch_server.stdout.readline())
 
   rates, torch_rates = _timed_blocks(run_block, per_iteration, seconds, repeats, other)
+  if torch_server:
+    torch_server.stdin.close()
+    torch_server.wait()
   flops = step_flops(gan, state, next_batch(), keys["train"])
   row = {"experiment": setting, "shape": list(shape), "batch": batch, "n_critic": config.n_critic,
          "loss": config.loss, "model": config.model.name, "devices": mesh.size,
