@@ -19,7 +19,8 @@ TOY_DATASETS = ("ring8", "grid25")
 RESUMABLE_CHANGES = (
     "train.num_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
     "data.manual_dir", "data.data_dir", "data.download", "data.path", "parallel.num_devices",
-    "parallel.cpu_devices", "parallel.cpu_async_dispatch", "eval_every", "eval_samples", "eval_classifier",
+    "parallel.cpu_devices", "parallel.cpu_async_dispatch", "eval_every", "eval_samples",
+    "eval_classifier",
 )
 
 
@@ -93,7 +94,7 @@ def base_config() -> ml_collections.ConfigDict:
   # (0 = JAX's default of one device using every core). See benchmarks/NOTES.md.
   c.parallel.cpu_devices = 0
   # On one CPU device, run each step on the Python thread rather than XLA's dispatch thread: glibc
-  # then keeps the step's temporary buffer between steps (dcgan64 +10-15%), while tiny steps
+  # then keeps the step's temporary buffer between steps (dcgan64 +10%), while tiny steps
   # (the 2-D toys) lose their overlap with Python (-17%). benchmarks/NOTES.md, seventh round.
   c.parallel.cpu_async_dispatch = False
   return c
