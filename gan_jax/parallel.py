@@ -3,6 +3,7 @@
 import ctypes
 import math
 import os
+import platform
 
 import jax
 import numpy as np
@@ -31,7 +32,7 @@ _CPU_COLLECTIVE_FLAGS = ("--xla_cpu_collective_call_warn_stuck_timeout_seconds=1
                          "--xla_cpu_collective_call_terminate_timeout_seconds=1800")
 
 
-def configure_cpu(devices: int, async_dispatch: bool = True) -> None:
+def configure_cpu(devices: int, async_dispatch: bool) -> None:
   """Split a CPU host into `devices` XLA devices (0: leave JAX's default) and choose whether a
   one-device step runs on XLA's dispatch thread or on the caller's. Call before JAX runs."""
   jax.config.update("jax_cpu_enable_async_dispatch", async_dispatch)
@@ -78,9 +79,13 @@ CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type":
                         "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 
 
+def _on_cpu(mesh: jax.sharding.Mesh) -> bool:
+  return mesh.devices.flat[0].platform == "cpu"
+
+
 def compiler_options(mesh: jax.sharding.Mesh) -> dict | None:
   """XLA options for programs that run on `mesh` (CPU_COMPILER_OPTIONS on CPU devices)."""
-  return CPU_COMPILER_OPTIONS if mesh.devices.flat[0].platform == "cpu" else None
+  return CPU_COMPILER_OPTIONS if _on_cpu(mesh) else None
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4   # glibc's mallopt parameters (malloc.h)
@@ -95,13 +100,12 @@ def reuse_freed_host_memory(mesh: jax.sharding.Mesh) -> None:
   Serving large blocks from the heap and not trimming it stops that, for ~0.2 GB more peak RSS.
   Malloc settings given in the environment (GLIBC_TUNABLES, MALLOC_*_) are left as they are.
   """
-  if mesh.devices.flat[0].platform != "cpu" or "GLIBC_TUNABLES" in os.environ or any(
-      name.startswith("MALLOC_") for name in os.environ):
+  if (not _on_cpu(mesh) or platform.libc_ver()[0] != "glibc" or "GLIBC_TUNABLES" in os.environ
+      or any(name.startswith("MALLOC_") for name in os.environ)):
     return
-  mallopt = getattr(ctypes.CDLL(None), "mallopt", None)   # glibc and musl have it; macOS does not
-  if mallopt is not None:
-    mallopt(_M_MMAP_MAX, 0)
-    mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+  libc = ctypes.CDLL(None)
+  libc.mallopt(_M_MMAP_MAX, 0)
+  libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
 
 
 def data_parallel(step_fn, mesh: jax.sharding.Mesh):

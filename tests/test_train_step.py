@@ -8,13 +8,15 @@ import os
 import platform
 import re
 import resource
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_dcgan_config, tiny_toy_config
+from conftest import ROOT, tiny_dcgan_config, tiny_toy_config
 from gan_jax import data, parallel, train
 from gan_jax.models import layers
 from gan_jax.train_step import train_step
@@ -142,3 +144,29 @@ def test_cpu_runs_reuse_the_memory_a_step_frees(monkeypatch):
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
   page_faults_of_a_fresh_block()
   assert page_faults_of_a_fresh_block() < 1000
+
+
+# In a fresh process (JAX reads the setting when it starts its CPU client): the share of a
+# ~0.3 s computation's time spent before its call returns.
+_DISPATCH_SHARE = """
+import sys, time, jax, jax.numpy as jnp
+from gan_jax import config, parallel
+c = config.experiment_module(sys.argv[1]).get_config()
+parallel.configure_cpu(c.parallel.cpu_devices, c.parallel.cpu_async_dispatch)
+f = jax.jit(lambda x: jax.lax.fori_loop(0, 20, lambda i, y: jnp.tanh(y @ x), x))
+x = jnp.ones((1000, 1000)) / 1000
+jax.block_until_ready(f(x))
+tic = time.perf_counter(); y = f(x); returned = time.perf_counter() - tic
+jax.block_until_ready(y)
+print(returned / (time.perf_counter() - tic))
+"""
+
+
+@pytest.mark.parametrize("experiment, synchronous", [("dcgan", True), ("toy_ring", False)])
+def test_cpu_steps_run_on_the_calling_thread_except_the_toys(experiment, synchronous):
+  """config.parallel.cpu_async_dispatch reaches JAX: a DCGAN's computation runs on the caller's
+  thread (the call returns when it is done), a toy's is handed to XLA's dispatch thread."""
+  out = subprocess.run([sys.executable, "-c", _DISPATCH_SHARE, f"experiments/{experiment}.py"],
+                       cwd=ROOT, capture_output=True, text=True, check=True)
+  share = float(out.stdout.strip().splitlines()[-1])
+  assert share > 0.9 if synchronous else share < 0.5
