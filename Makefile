@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The real MNIST / Fashion-MNIST / CIFAR-10 files beside the checkout (see tests/conftest.py).
 export GAN_JAX_SHARED_DATA ?= $(abspath ../shared/data)
 
-.PHONY: install demo test bench clean
+.PHONY: install demo lint test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(VENV)/.installed
 demo: install
 	$(PY) -m gan_jax.main --config=experiments/toy_ring.py --workdir=runs/demo
 	@echo "pictures: runs/demo/samples/ (one per 500 steps), runs/demo/curves.png"
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 
 test: install
 	$(PY) -m pytest -n 2 --durations=10 tests

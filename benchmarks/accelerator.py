@@ -10,7 +10,6 @@ Runs anywhere (on a CPU with --batch=8 it is a smoke test); the numbers mean som
 """
 
 import argparse
-import functools
 import json
 import pathlib
 import statistics
@@ -21,9 +20,8 @@ import jax
 import numpy as np
 from jax import lax
 
-from gan_jax import parallel, train
+from gan_jax import experiment, parallel
 from gan_jax.models import layers
-from gan_jax.train_step import train_step, with_hparams
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from train_speed import _config, _timed_blocks, jax_matmul_gflops, step_flops  # noqa: E402
@@ -39,32 +37,29 @@ def use_lax_layers():
   layers.conv, layers.conv_transpose = layers._shrink, conv_transpose
 
 
-def step_rate(experiment, dtype, batch, seconds, repeats=5):
-  """(iterations/s samples, TFLOP per iteration) of experiments/`experiment`.py."""
-  config = _config(experiment)
+def step_rate(name, dtype, batch, seconds, repeats=5):
+  """(iterations/s samples, TFLOP per iteration) of experiments/`name`.py."""
+  config = _config(name)
   config.train.batch_size = batch
   config.model.dtype = dtype
-  mesh = parallel.make_mesh()
-  gan, init = train.setup(config, parallel.replicated(mesh))
-  keys = train.run_keys(0)
-  state = with_hparams(init(keys["init"]), config)
-  step = parallel.data_parallel(functools.partial(train_step, gan), mesh)
+  exp = experiment.build(config, parallel.make_mesh())
+  state, key = exp.init_state(), experiment.run_keys(0)["train"]
   images = np.random.default_rng(0).integers(
       0, 256, (config.n_critic, batch, *config.data.shape), dtype=np.uint8)
-  batch_array = parallel.shard_batch(images, mesh)
-  compiled = step.lower(state, batch_array, keys["train"]).compile()
+  batch_array = exp.shard_batch(images)
+  compiled = exp.step.lower(state, batch_array, key).compile()
 
   def run_block(n):
     nonlocal state
     for _ in range(n):
-      state, metrics = compiled(state, batch_array, keys["train"])
+      state, metrics = compiled(state, batch_array, key)
     jax.block_until_ready(metrics)
 
   run_block(2)   # warm-up
   tic = time.perf_counter()
   run_block(1)
   rates, _ = _timed_blocks(run_block, time.perf_counter() - tic, seconds, repeats)
-  return rates, step_flops(gan, state, batch_array, keys["train"]) / 1e12
+  return rates, step_flops(exp, state, batch_array, key) / 1e12
 
 
 def main():

@@ -7,7 +7,6 @@ several timed repetitions is reported with the spread. Prints a Markdown table, 
 """
 
 import argparse
-import functools
 import json
 import pathlib
 import statistics
@@ -17,16 +16,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import data, parallel, sweep, train
-from gan_jax.config import experiment_module
-from gan_jax.train_step import train_step, with_hparams
+from gan_jax import config as config_lib, data, experiment, parallel, trials
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _experiment(name, overrides):
-  return sweep.trial_config(experiment_module(ROOT / "experiments" / f"{name}.py").get_config(),
-                            overrides)
+  base = config_lib.experiment_module(ROOT / "experiments" / f"{name}.py").get_config()
+  return trials.trial_config(base, overrides)
 
 
 def _timed(run, steps, repeats):
@@ -51,46 +48,38 @@ def main():
   small = {"toy_ring": {"model.g_hidden": (128, 128), "model.d_hidden": (128, 128)},
            "dcgan": {"model.ngf": 16, "model.ndf": 16, "train.batch_size": 32}}[args.experiment]
   base = _experiment(args.experiment, small)
-  configs = [sweep.trial_config(base, {"optimizer.d.lr": 1e-4 * (k + 1), "seed": k})
+  configs = [trials.trial_config(base, {"optimizer.d.lr": 1e-4 * (k + 1), "seed": k})
              for k in range(args.trials)]
-  if base.data.source == "toy":
-    datasets = [data.from_toy(c.data.name, c.seed, 1, c.train.batch_size, 0, c.train.batch_size)
-                for c in configs]
-  else:
-    images = np.random.default_rng(0).integers(0, 256, (1024, 28, 28, 1), dtype=np.uint8)
-    datasets = [data.from_array(images, c.seed, 1, c.train.batch_size, 0, c.train.batch_size)
-                for c in configs]
+  images = np.random.default_rng(0).integers(0, 256, (1024, 28, 28, 1), dtype=np.uint8)
+  datasets = [data.create(c, 0, c.train.batch_size, images) for c in configs]
   for c in configs:
     c.data.shape = datasets[0].shape
   batches = [d.batch(0) for d in datasets]
+  keys = [experiment.run_keys(c.seed)["train"] for c in configs]
 
   # one after another: one program, run for each trial in turn
-  mesh = parallel.make_mesh()
-  gan, init = train.setup(configs[0], parallel.replicated(mesh))
-  step = parallel.data_parallel(functools.partial(train_step, gan), mesh)
-  states = [with_hparams(init(train.run_keys(c.seed)["init"]), c) for c in configs]
-  keys = [train.run_keys(c.seed)["train"] for c in configs]
-  serial_batches = [parallel.shard_batch(b, mesh) for b in batches]
+  exp = experiment.build(configs[0], parallel.make_mesh())
+  states = [exp.init_state(c) for c in configs]
+  serial_batches = [exp.shard_batch(b) for b in batches]
 
   def serial(n):
     for k in range(len(configs)):
       for _ in range(n):
-        states[k], m = step(states[k], serial_batches[k], keys[k])
+        states[k], m = exp.step(states[k], serial_batches[k], keys[k])
       jax.block_until_ready(m)
 
   # together: the stacked states, the step vmapped
-  trial_mesh = parallel.make_trial_mesh(len(configs))
-  stacked_sharding = parallel.trial_sharding(trial_mesh)
+  stacked_exp = experiment.build(configs[0], parallel.make_trial_mesh(len(configs)))
+  sharding = parallel.state_sharding(stacked_exp.mesh)
   stacked = jax.device_put(jax.tree.map(lambda *x: jnp.stack(x), *[
-      with_hparams(init(train.run_keys(c.seed)["init"]), c) for c in configs]), stacked_sharding)
-  stacked_keys = jax.device_put(jnp.stack(keys), stacked_sharding)
-  vec_step = parallel.trials_parallel(functools.partial(train_step, gan), trial_mesh)
-  vec_batch = parallel.shard_batch(np.stack(batches), trial_mesh, parallel.TRIAL_BATCH_SPEC)
+      stacked_exp.init_state(c) for c in configs]), sharding)
+  stacked_keys = jax.device_put(jnp.stack(keys), sharding)
+  stacked_batch = stacked_exp.shard_batch(np.stack(batches))
   box = [stacked]
 
   def vectorised(n):
     for _ in range(n):
-      box[0], m = vec_step(box[0], vec_batch, stacked_keys)
+      box[0], m = stacked_exp.step(box[0], stacked_batch, stacked_keys)
     jax.block_until_ready(m)
 
   results = {}

@@ -20,7 +20,6 @@ block's rate.
 """
 
 import argparse
-import dataclasses
 import functools
 import importlib.util
 import json
@@ -33,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from unittest import mock
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_EXPERIMENTS = "dcgan,dcgan@2,dcgan64,dcgan64@2,gan_minimax,wgan,wgan_gp,toy_ring,toy_grid"
@@ -69,64 +69,62 @@ def _timed_blocks(run_block, seconds_per_iteration, seconds, repeats, other=None
   return rates, other_rates
 
 
-def step_flops(gan, state, batch, key) -> float:
-  """XLA's FLOP count of one whole train step at the global batch.
+def _unrolled_scans():
+  """lax.scan with its loop unrolled, while a step is traced: XLA's cost analysis counts a loop
+  body once, so the n_critic critic updates are counted as straight-line code."""
+  from jax import lax
+  return mock.patch.object(lax, "scan", functools.partial(lax.scan, unroll=True))
+
+
+def step_flops(exp, state, batch, key) -> float:
+  """XLA's FLOP count of one whole train step of `exp` at the global batch.
 
   Counted on one CPU device, whatever the step runs on: XLA:GPU leaves cuDNN's convolutions out of
-  its count, and the same program on one device does the whole batch's work. XLA counts a loop
-  body once, so the critic scan is unrolled for counting.
+  its count, and the same program on one device does the whole batch's work.
   """
   import jax
 
-  from gan_jax import parallel
-  from gan_jax.train_step import train_step
-  cpu = parallel.make_mesh(1, backend="cpu")
-  counted = parallel.data_parallel(
-      functools.partial(train_step, dataclasses.replace(gan, unroll_critic=True)), cpu)
+  from gan_jax import experiment, parallel
+  cpu_mesh = parallel.make_mesh(1, backend="cpu")
   shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
-      x.shape, x.dtype, sharding=jax.NamedSharding(cpu, getattr(x.sharding, "spec", jax.P()))),
+      x.shape, x.dtype, sharding=jax.NamedSharding(cpu_mesh, getattr(x.sharding, "spec", jax.P()))),
       (state, batch, key))
-  cost = counted.lower(*shapes).cost_analysis()
+  with _unrolled_scans():
+    cost = experiment.build(exp.config, cpu_mesh).step.lower(*shapes).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost.get("flops", 0.0)) if cost else 0.0
 
 
 def worker(setting, repeats, seconds):
   """Measure one experiment (NAME or NAME@CPU_DEVICES); returns its row as a dict."""
-  from gan_jax import data, parallel, train
-  from gan_jax.train_step import train_step, with_hparams
+  from gan_jax import cpu, data, experiment, parallel
 
   name, _, cpu_devices = setting.partition("@")
   config = _config(name)
   config.parallel.cpu_devices = int(cpu_devices or 0)
-  parallel.configure_cpu(config.parallel.cpu_devices, config.parallel.cpu_async_dispatch)
+  cpu.configure(config.parallel.cpu_devices, config.parallel.cpu_async_dispatch)
   import jax
   import numpy as np
 
   shape, batch = tuple(config.data.shape), config.train.batch_size
-  mesh = parallel.make_mesh(config.parallel.num_devices)
-  parallel.reuse_freed_host_memory(mesh)   # as train.train_trials does
-  gan, init = train.setup(config, parallel.replicated(mesh))
-  keys = train.run_keys(config.seed)
-  state = with_hparams(init(keys["init"]), config)
-  step_fn = parallel.data_parallel(functools.partial(train_step, gan), mesh)
-
+  exp = experiment.build(config, parallel.make_mesh(config.parallel.num_devices))
+  state, key = exp.init_state(), experiment.run_keys(config.seed)["train"]
   if config.data.source == "toy":
-    dataset = data.from_toy(config.data.name, config.seed, config.n_critic, batch, 0, batch)
+    dataset = data.create(config, 0, batch)
   else:
     images = np.random.default_rng(0).integers(0, 256, (10_000, *shape), dtype=np.uint8)
-    dataset = data.from_array(images, config.seed, config.n_critic, batch, 0, batch)
+    dataset = data.create(config, 0, batch, images)
   stream = data.prefetch(dataset, 0, 10**9)
-  next_batch = lambda: parallel.shard_batch(next(stream), mesh)
+  next_batch = lambda: exp.shard_batch(next(stream))
 
   tic = time.perf_counter()
-  compiled = step_fn.lower(state, next_batch(), keys["train"]).compile()
+  compiled = exp.step.lower(state, next_batch(), key).compile()
   compile_s = time.perf_counter() - tic
 
   def run_block(n):
     nonlocal state
     for _ in range(n):
-      state, metrics = compiled(state, next_batch(), keys["train"])
+      state, metrics = compiled(state, next_batch(), key)
     jax.block_until_ready(metrics)
 
   run_block(2)   # warm-up
@@ -137,7 +135,7 @@ def worker(setting, repeats, seconds):
   tic, n = time.perf_counter(), 0
   pipeline = data.prefetch(dataset, 0, 10**9)
   while time.perf_counter() - tic < 1.0:
-    jax.block_until_ready(parallel.shard_batch(next(pipeline), mesh))
+    jax.block_until_ready(exp.shard_batch(next(pipeline)))
     n += 1
   pipeline_images = n * config.n_critic * batch / (time.perf_counter() - tic)
 
@@ -147,7 +145,7 @@ def worker(setting, repeats, seconds):
   other, torch_server = None, None
   if name in TORCH_REFERENCE and importlib.util.find_spec("torch"):
     # PyTorch runs in a process of its own: stock allocator settings (this one's are tuned by
-    # parallel.reuse_freed_host_memory), its own peak memory, its blocks still alternating.
+    # cpu.reuse_freed_memory), its own peak memory, its blocks still alternating.
     step_args = {"image_shape": list(shape), "batch_size": batch, "nz": config.model.nz,
                  "ngf": config.model.ngf, "ndf": config.model.ndf}
     torch_server = subprocess.Popen(
@@ -165,9 +163,9 @@ def worker(setting, repeats, seconds):
   if torch_server:
     torch_server.stdin.close()
     torch_server.wait()
-  flops = step_flops(gan, state, next_batch(), keys["train"])
+  flops = step_flops(exp, state, next_batch(), key)
   row = {"experiment": setting, "shape": list(shape), "batch": batch, "n_critic": config.n_critic,
-         "loss": config.loss, "model": config.model.name, "devices": mesh.size,
+         "loss": config.loss, "model": config.model.name, "devices": exp.mesh.size,
          "it_per_s": _median_spread(rates), "compile_s": compile_s, "peak_rss_mb": peak_rss_mb,
          "gflop_per_it": flops / 1e9, "gflop_per_s": flops / 1e9 * statistics.median(rates),
          "pipeline_images_per_s": pipeline_images,
@@ -210,23 +208,17 @@ def matmul_rate():
 
 
 def _versions():
-  out = {"python": platform.python_version(), "machine": platform.machine(),
-         "cpu": _cpu_name(), "cores": os.cpu_count()}
   import jax
+
+  from gan_jax import cpu
+  out = {"python": platform.python_version(), "machine": platform.machine(),
+         "cpu": cpu.name(), "cores": os.cpu_count()}
   out["jax"] = jax.__version__
   out["platform"] = f"{jax.devices()[0].platform} x{jax.device_count()}"
   if importlib.util.find_spec("torch"):
     import torch
     out["torch"] = torch.__version__
   return out
-
-
-def _cpu_name():
-  try:
-    with open("/proc/cpuinfo") as f:
-      return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-  except (OSError, StopIteration):
-    return platform.processor()
 
 
 def _row_markdown(r, peak_gflops):

@@ -24,3 +24,12 @@ def parse_flags(argv: list[str]) -> list[str]:
       where = [a.split("=")[0] for a in argv if re.search(rf"\.{key}(=|$)", a.split("=")[0])]
       fail(f"unknown config field {where[0] if where else key!r}: no such key in the experiment's config")
     fail(text.splitlines()[-1] if text else type(e).__name__)
+
+
+def load_config(argv: list[str], config_flag, workdir_flag):
+  """The --config of a command that takes --config and --workdir, or a one-line error."""
+  if len(argv) > 1:
+    fail(f"unexpected arguments {argv[1:]}")
+  if config_flag.value is None or not workdir_flag.value:
+    fail("both --config=experiments/NAME.py and --workdir=DIR are required")
+  return config_flag.value

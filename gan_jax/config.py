@@ -94,8 +94,8 @@ def base_config() -> ml_collections.ConfigDict:
   # (0 = JAX's default of one device using every core). See benchmarks/NOTES.md.
   c.parallel.cpu_devices = 0
   # On one CPU device, run each step on the Python thread rather than XLA's dispatch thread: glibc
-  # then keeps the step's temporary buffer between steps (dcgan64 +10%), while tiny steps
-  # (the 2-D toys) lose their overlap with Python (-17%). benchmarks/NOTES.md, seventh round.
+  # then keeps the step's temporary buffer between steps, while tiny steps (the 2-D toys) would
+  # lose their overlap with Python. benchmarks/NOTES.md, seventh round.
   c.parallel.cpu_async_dispatch = False
   return c
 
@@ -171,6 +171,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
                     "(python -m gan_jax.classifier trains one)")
   if config.loss == "wgan_gp" and config.gp_weight == 0:
     raise UserError("config.loss=wgan_gp needs config.gp_weight > 0")
+
+
+def validated(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config`, for a run to complete (data.shape), once validate() accepts it."""
+  validate(config)
+  return config.copy_and_resolve_references()
 
 
 def flatten(config, prefix="") -> dict:

@@ -1,5 +1,6 @@
 """Building blocks of a sweep, for an experiment's `get_sweep(hyper)`: each returns a list of
-trials, a trial being a dict {dotted config field: value}.
+trials, a trial being a dict {dotted config field: value}. The names are those of the `hyper`
+module that big_vision's and scenic's configs are written against (sweep, product, zipit, chainit).
 
     def get_sweep(hyper):
       return hyper.product(hyper.sweep("optimizer.d.lr", [1e-4, 2e-4, 4e-4]),
@@ -9,8 +10,6 @@ trials, a trial being a dict {dotted config field: value}.
 import itertools
 
 import numpy as np
-
-_zip = zip
 
 
 def sweep(field: str, values) -> list[dict]:
@@ -22,14 +21,14 @@ def product(*sweeps: list[dict]) -> list[dict]:
   return [dict(kv for trial in combo for kv in trial.items()) for combo in itertools.product(*sweeps)]
 
 
-def zip(*sweeps: list[dict]) -> list[dict]:  # noqa: A001 (big_vision's name for it)
+def zipit(*sweeps: list[dict]) -> list[dict]:
   """Trials side by side: the k-th trials of every sweep together."""
   if len({len(s) for s in sweeps}) > 1:
-    raise ValueError("hyper.zip needs sweeps of equal length")
-  return [dict(kv for trial in combo for kv in trial.items()) for combo in _zip(*sweeps)]
+    raise ValueError("hyper.zipit needs sweeps of equal length")
+  return [dict(kv for trial in combo for kv in trial.items()) for combo in zip(*sweeps)]
 
 
-def chain(*sweeps: list[dict]) -> list[dict]:
+def chainit(*sweeps: list[dict]) -> list[dict]:
   """One sweep after another."""
   return [trial for s in sweeps for trial in s]
 

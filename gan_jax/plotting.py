@@ -8,6 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from gan_jax.pixels import to_uint8  # noqa: E402
+
 
 def image_grid(images: np.ndarray) -> np.ndarray:
   """(N, H, W, C) in [-1, 1] -> one uint8 (rows*H, cols*W, C) picture with 1-pixel gaps."""
@@ -15,7 +17,7 @@ def image_grid(images: np.ndarray) -> np.ndarray:
   cols = math.ceil(math.sqrt(n))
   rows = math.ceil(n / cols)
   grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, np.uint8)
-  pixels = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  pixels = to_uint8(images)
   for i, image in enumerate(pixels):
     r, q = divmod(i, cols)
     grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = image

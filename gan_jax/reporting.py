@@ -60,3 +60,21 @@ def _duration(seconds: float) -> str:
   minutes, s = divmod(int(seconds), 60)
   hours, m = divmod(minutes, 60)
   return f"{hours}h{m:02d}m" if hours else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+class OneStepBehind:
+  """Holds a step's metrics (device arrays) until the next step has been dispatched, then hands
+  them to `write`: reading them then does not stall the device between steps."""
+
+  def __init__(self, write):
+    self._write, self._pending = write, None
+
+  def push(self, step: int, metrics) -> None:
+    self.flush()
+    self._pending = (step, metrics)
+
+  def flush(self) -> None:
+    """Write what is pending (before a checkpoint or an evaluation, and at the end)."""
+    if self._pending:
+      pending, self._pending = self._pending, None
+      self._write(*pending)

@@ -16,8 +16,13 @@ import optax
 from jax import lax
 
 from gan_jax import losses
+from gan_jax.pixels import to_model_range
 
 DATA_AXIS = "data"
+# The numbers the step reads from `state.hparams`, and those of each optimiser (config names) that
+# optax.inject_hyperparams keeps in its state: configs that differ only in them share one program.
+LOSS_HPARAMS = ("clip_value", "gp_weight", "r1_gamma", "ema_decay")
+OPTIMIZER_HPARAMS = ("lr", "b1", "b2", "rms_decay")
 
 
 @flax.struct.dataclass
@@ -30,16 +35,15 @@ class TrainState:
   g_opt_state: Any
   d_opt_state: Any
   ema_params: Any       # EMA of g_params (equal to g_params when ema_decay = 0)
-  hparams: Any          # the loss's numbers as arrays (see GAN), so a sweep can vmap over them
+  hparams: Any          # LOSS_HPARAMS as arrays, so a sweep can vmap over them
 
 
 @dataclasses.dataclass(frozen=True)
 class GAN:
-  """Everything static about a run's update: modules, optimisers and loss settings.
+  """Everything static about a run's update: modules, optimisers, the loss and its code paths.
 
-  The step reads clip_value, gp_weight, r1_gamma and ema_decay from `state.hparams` (set from these
-  fields at init); here only whether each is on chooses the code path. Optimiser hyperparameters
-  likewise live in the optimiser states (optax.inject_hyperparams).
+  The numbers (LOSS_HPARAMS, the optimisers' hyperparameters) live in the state; here only whether
+  a term is on chooses the code path.
   """
   generator: nn.Module
   discriminator: nn.Module
@@ -49,77 +53,69 @@ class GAN:
   nz: int
   global_batch: int
   n_critic: int = 1
-  clip_value: float = 0.0
-  gp_weight: float = 0.0
-  r1_gamma: float = 0.0
-  ema_decay: float = 0.0
-  unroll_critic: bool = False   # straight-line critic updates (longer compile; XLA's cost analysis
-                                # counts a loop body once, so the benchmark counts FLOPs this way)
+  clip_weights: bool = False        # WGAN's weight clipping
+  gradient_penalty: bool = False    # WGAN-GP
+  r1_penalty: bool = False
 
 
-def optimizer_hparams(opt: ml_collections.ConfigDict) -> dict:
+def _optimizer_hparams(opt: ml_collections.ConfigDict) -> dict:
   """The numbers of an optimiser config, named as the optax constructor names them."""
   if opt.name == "adam":
     return dict(learning_rate=opt.lr, b1=opt.b1, b2=opt.b2)
   return dict(learning_rate=opt.lr, decay=opt.rms_decay)
 
 
-def make_optimizer(opt: ml_collections.ConfigDict) -> optax.GradientTransformation:
+def _make_optimizer(opt: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Adam or RMSProp (PyTorch's eps placement) with hyperparameters kept as arrays in the state."""
   if opt.name == "adam":
-    return optax.inject_hyperparams(optax.adam)(**optimizer_hparams(opt))
-  return optax.inject_hyperparams(optax.rmsprop)(**optimizer_hparams(opt), eps=1e-8,
+    return optax.inject_hyperparams(optax.adam)(**_optimizer_hparams(opt))
+  return optax.inject_hyperparams(optax.rmsprop)(**_optimizer_hparams(opt), eps=1e-8,
                                                  eps_in_sqrt=False)
 
 
-def loss_hparams(config: ml_collections.ConfigDict) -> dict:
-  """The loss's numbers that the step reads from state.hparams (gp_weight: loss=wgan_gp only)."""
-  return dict(clip_value=config.clip_value,
+def vector_fields() -> tuple[str, ...]:
+  """The config fields that configs of one program may differ in: the seed and every number the
+  step reads from its state."""
+  return ("seed", *LOSS_HPARAMS,
+          *(f"optimizer.{net}.{k}" for net in "gd" for k in OPTIMIZER_HPARAMS))
+
+
+def state_hparams(config: ml_collections.ConfigDict) -> dict:
+  """The numbers of `config` that live in the train state, as float32 arrays (gp_weight counts
+  for loss=wgan_gp only)."""
+  loss = dict(clip_value=config.clip_value,
               gp_weight=config.gp_weight if config.loss == "wgan_gp" else 0.0,
               r1_gamma=config.r1_gamma, ema_decay=config.ema_decay)
+  as_arrays = lambda numbers: {k: jnp.asarray(v, jnp.float32) for k, v in numbers.items()}
+  return dict(loss=as_arrays(loss), g=as_arrays(_optimizer_hparams(config.optimizer.g)),
+              d=as_arrays(_optimizer_hparams(config.optimizer.d)))
 
 
 def make_gan(config: ml_collections.ConfigDict, generator, discriminator) -> GAN:
   return GAN(
       generator=generator, discriminator=discriminator,
-      g_tx=make_optimizer(config.optimizer.g), d_tx=make_optimizer(config.optimizer.d),
+      g_tx=_make_optimizer(config.optimizer.g), d_tx=_make_optimizer(config.optimizer.d),
       loss=config.loss, nz=config.model.nz, global_batch=config.train.batch_size,
-      n_critic=config.n_critic, **loss_hparams(config))
+      n_critic=config.n_critic, clip_weights=config.clip_value > 0,
+      gradient_penalty=config.loss == "wgan_gp", r1_penalty=config.r1_gamma > 0)
 
 
-def init_state(gan: GAN, key: jax.Array, data_shape: tuple[int, ...]) -> TrainState:
-  """Fresh parameters and optimiser states (jit this: un-jitted init compiles op by op)."""
+def init_state(gan: GAN, key: jax.Array, data_shape: tuple[int, ...], hparams: dict) -> TrainState:
+  """Fresh parameters and optimiser states, with the numbers `hparams` (from state_hparams).
+  Jit this: un-jitted init compiles op by op."""
   g_key, d_key = jax.random.split(key)
   g_vars = gan.generator.init(g_key, jnp.zeros((1, gan.nz)), train=False)
   d_vars = gan.discriminator.init(d_key, jnp.zeros((1, *data_shape)), train=False)
   g_params, g_stats = g_vars["params"], {k: v for k, v in g_vars.items() if k != "params"}
   d_params, d_stats = d_vars["params"], {k: v for k, v in d_vars.items() if k != "params"}
+  with_numbers = lambda opt_state, numbers: opt_state._replace(
+      hyperparams={**opt_state.hyperparams, **numbers})
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       g_params=g_params, g_stats=g_stats, d_params=d_params, d_stats=d_stats,
-      g_opt_state=gan.g_tx.init(g_params), d_opt_state=gan.d_tx.init(d_params),
-      ema_params=g_params,
-      hparams={k: jnp.asarray(getattr(gan, k), jnp.float32)
-               for k in ("clip_value", "gp_weight", "r1_gamma", "ema_decay")})
-
-
-def with_hparams(state: TrainState, config: ml_collections.ConfigDict) -> TrainState:
-  """`state` with every number that a config may vary without changing the program set from
-  `config`: the optimisers' hyperparameters and the loss's weights."""
-  def set_opt(opt_state, opt):
-    values = {k: jnp.asarray(v, jnp.float32) for k, v in optimizer_hparams(opt).items()}
-    return opt_state._replace(hyperparams={**opt_state.hyperparams, **values})
-  return state.replace(
-      g_opt_state=set_opt(state.g_opt_state, config.optimizer.g),
-      d_opt_state=set_opt(state.d_opt_state, config.optimizer.d),
-      hparams={k: jnp.asarray(v, jnp.float32) for k, v in loss_hparams(config).items()})
-
-
-def to_model_range(batch):
-  """uint8 images to [-1, 1]; float data (2-D toys) as it is."""
-  if batch.dtype == jnp.uint8:
-    return batch.astype(jnp.float32) / 127.5 - 1.0
-  return batch
+      g_opt_state=with_numbers(gan.g_tx.init(g_params), hparams["g"]),
+      d_opt_state=with_numbers(gan.d_tx.init(d_params), hparams["d"]),
+      ema_params=g_params, hparams=hparams["loss"])
 
 
 def _local_slice(x, axis):
@@ -144,10 +140,10 @@ def _critic_update(gan: GAN, state: TrainState, real, fake, gp_eps):
     d_loss = losses.discriminator_loss(gan.loss, real_out, fake_out)
     d_of = lambda x: _apply(gan.discriminator, d_params, state.d_stats, x)[0]
     terms = {}
-    if gan.gp_weight:
+    if gan.gradient_penalty:
       terms["gp"] = losses.gradient_penalty(d_of, real, fake, gp_eps)
       d_loss += state.hparams["gp_weight"] * terms["gp"]
-    if gan.r1_gamma:
+    if gan.r1_penalty:
       terms["r1"] = losses.r1_penalty(d_of, real)
       d_loss += 0.5 * state.hparams["r1_gamma"] * terms["r1"]
     if losses.is_probabilistic(gan.loss):
@@ -159,7 +155,7 @@ def _critic_update(gan: GAN, state: TrainState, real, fake, gp_eps):
   grads = lax.pmean(grads, DATA_AXIS)
   updates, d_opt_state = gan.d_tx.update(grads, state.d_opt_state, state.d_params)
   d_params = optax.apply_updates(state.d_params, updates)
-  if gan.clip_value:
+  if gan.clip_weights:
     c = state.hparams["clip_value"]
     d_params = jax.tree.map(lambda p: jnp.clip(p, -c, c), d_params)
   metrics["d_grad_norm"] = optax.global_norm(grads)
@@ -173,8 +169,8 @@ def _generator_update(gan: GAN, state: TrainState, fake, g_vjp):
     fake_out, _ = _apply(gan.discriminator, state.d_params, state.d_stats, fake)
     return losses.generator_loss(gan.loss, fake_out)
 
-  g_loss, d_fake = jax.value_and_grad(loss_of_fake)(fake)
-  (grads,) = g_vjp(d_fake)
+  g_loss, loss_grad_fake = jax.value_and_grad(loss_of_fake)(fake)
+  (grads,) = g_vjp(loss_grad_fake)
   grads = lax.pmean(grads, DATA_AXIS)
   updates, g_opt_state = gan.g_tx.update(grads, state.g_opt_state, state.g_params)
   g_params = optax.apply_updates(state.g_params, updates)
@@ -209,8 +205,7 @@ def train_step(gan: GAN, state: TrainState, batch, key):
       z_i, real_i, eps_i = inputs
       fake, g_stats = _apply(gan.generator, state.g_params, state.g_stats, z_i)
       return _critic_update(gan, state.replace(g_stats=g_stats), real_i, fake, eps_i)
-    state, d_metrics = lax.scan(critic_update, state, (z, real, gp_eps),
-                                unroll=gan.unroll_critic)
+    state, d_metrics = lax.scan(critic_update, state, (z, real, gp_eps))
     d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
     fake, g_vjp = jax.vjp(lambda p: _apply(gan.generator, p, state.g_stats, z[-1])[0],
                           state.g_params)

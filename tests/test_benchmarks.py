@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, param_count
+from conftest import ROOT, param_count, tiny_dcgan_config
+from gan_jax import config as config_lib, experiment, parallel
 from gan_jax.models import dcgan, layers
 
 sys.path.insert(0, str(ROOT / "benchmarks"))   # torch_dcgan, accelerator
@@ -74,3 +75,20 @@ def test_accelerator_script_runs_with_lax_layers(tmp_path):
   assert [row["dtype"] for row in report["rows"]] == ["float32", "bfloat16"]
   for row in report["rows"]:
     assert row["it_per_s"] > 0 and row["tflop_per_it"] > 0 and row["matmul_tflop_per_s"] > 0
+
+
+def test_flop_count_counts_every_critic_update():
+  """XLA's cost analysis counts a loop body once; step_flops counts the critic scan unrolled, so
+  each further critic update adds the same FLOPs."""
+  import train_speed
+  flops = []
+  for n_critic in (2, 3, 4):
+    config = config_lib.validated(tiny_dcgan_config(n_critic=n_critic, loss="hinge"))
+    config.data.shape = (28, 28, 1)
+    exp = experiment.build(config, parallel.make_mesh(1))
+    batch = exp.shard_batch(np.zeros((n_critic, config.train.batch_size, 28, 28, 1), np.uint8))
+    key = experiment.run_keys(0)["train"]
+    flops.append(train_speed.step_flops(exp, exp.init_state(), batch, key))
+  per_update = flops[1] - flops[0]
+  assert per_update > 0.25 * flops[0]   # a critic update's convolutions, not loop bookkeeping
+  np.testing.assert_allclose(flops[2] - flops[1], per_update, rtol=1e-6)

@@ -18,7 +18,8 @@ def run(module, *args):
 
 
 def _user_lines(stderr):
-  return [l for l in stderr.splitlines() if l.strip() and "Warning" not in l and "warn(" not in l]
+  return [line for line in stderr.splitlines()
+          if line.strip() and "Warning" not in line and "warn(" not in line]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from gan_jax import curves
+from gan_jax import reference
 
 REFERENCES = sorted((ROOT / "experiments" / "reference").glob("*.json"))
 
@@ -18,11 +18,11 @@ def _records(values, steps=None):
 
 def test_compare_reports_the_largest_deviation_and_its_step():
   a = _records([1.0, 2.0, 3.0, 4.0])
-  assert curves.compare(a, _records([1.0, 2.0, 3.0, 4.0]), ["d_loss", "g_loss"], 0, 0)[0]
-  agree, lines = curves.compare(a, _records([1.0, 2.0, 3.003, 4.0]), ["d_loss"], 1e-5, 0)
+  assert reference.compare(a, _records([1.0, 2.0, 3.0, 4.0]), ["d_loss", "g_loss"], 0, 0)[0]
+  agree, lines = reference.compare(a, _records([1.0, 2.0, 3.003, 4.0]), ["d_loss"], 1e-5, 0)
   assert not agree and "at step 3" in lines[0] and "1 of 4 steps" in lines[0]
-  assert curves.compare(a, _records([1.0, 2.0, 3.003, 4.0]), ["d_loss"], 1e-2, 0)[0]
-  assert not curves.compare(a, _records([1.0, 2.0, 3.0], [1, 2, 4]), ["d_loss"], 1, 1)[0]
+  assert reference.compare(a, _records([1.0, 2.0, 3.003, 4.0]), ["d_loss"], 1e-2, 0)[0]
+  assert not reference.compare(a, _records([1.0, 2.0, 3.0], [1, 2, 4]), ["d_loss"], 1, 1)[0]
 
 
 def _write(path, records):
@@ -55,5 +55,5 @@ def test_references_say_how_they_were_made():
                          ids=lambda p: p.stem)
 def test_short_references_reproduce(path):
   """Bit for bit on the machine that recorded them; the tolerance allows another x86 CPU."""
-  agree, lines = curves.reproduce(str(path), ["d_loss", "g_loss"], rtol=1e-3, atol=1e-4)
+  agree, lines = reference.reproduce(str(path), ["d_loss", "g_loss"], rtol=1e-3, atol=1e-4)
   assert agree, "\n".join(lines)

@@ -3,12 +3,16 @@
 import gzip
 import json
 import pathlib
+import subprocess
+import sys
 
+import jax
 import numpy as np
 import pytest
 
-from conftest import optimized_compiles, tiny_dcgan_config, tiny_toy_config
-from gan_jax import classifier, evaluate, metrics, train
+from conftest import ROOT, optimized_compiles, tiny_dcgan_config, tiny_toy_config
+from gan_jax import metrics, run_dir, train
+from gan_jax.metrics import classifier, evaluation
 
 
 def _idx(path, offset):
@@ -61,11 +65,14 @@ def test_classifier_fid_tells_digits_from_noise(small_classifier, mnist_test):
   assert same < 0.05 * metrics.frechet_distance(*real_a, *noise)
 
 
-def test_evaluate_toy_run(tmp_path):
+def test_evaluate_command_on_a_toy_run(tmp_path):
   train.train_and_evaluate(tiny_toy_config(), str(tmp_path))
-  result = evaluate.evaluate(str(tmp_path), num_samples=500)
+  command = [sys.executable, "-m", "gan_jax.evaluate", f"--workdir={tmp_path}", "--num_samples=500"]
+  out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr
+  result = json.load(open(tmp_path / "eval.json"))
   assert result["step"] == 20 and result["num_modes"] == 8 and result["how"]["num_fake"] == 500
-  assert json.load(open(tmp_path / "eval.json"))["modes"] == result["modes"]
+  assert json.loads(out.stdout.strip().splitlines()[-1])["modes"] == result["modes"]
 
 
 def test_evaluate_image_run(tmp_path, small_classifier, mnist_test):
@@ -73,7 +80,9 @@ def test_evaluate_image_run(tmp_path, small_classifier, mnist_test):
   run = tmp_path / "run"
   train.train_and_evaluate(tiny_dcgan_config(**{"data.source": "npz",
                                                 "data.path": str(tmp_path / "mnist.npz")}), str(run))
-  result = evaluate.evaluate(str(run), num_samples=300, classifier_dir=small_classifier[0])
+  exp, state = run_dir.restore(str(run))
+  samples = exp.sample(state, exp.noise(jax.random.key(0), 300))
+  result = evaluation.sample_metrics(samples, exp.config, classifier_dir=small_classifier[0])
   for key in ("fid", "kid", "precision", "recall", "inception_score", "classes", "class_kl_to_uniform"):
     assert np.isfinite(result[key]), key
   how = result["how"]

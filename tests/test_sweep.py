@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, tiny_toy_config
-from gan_jax import hyper, sweep, train
+from gan_jax import hyper, train, trials
 
 
 def test_hyper_helpers():
   grid = hyper.product(hyper.sweep("a", [1, 2]), hyper.sweep("b", ["x", "y", "z"]))
   assert len(grid) == 6 and {"a": 2, "b": "z"} in grid
-  assert hyper.zip(hyper.sweep("a", [1, 2]), hyper.sweep("b", [3, 4])) == [{"a": 1, "b": 3}, {"a": 2, "b": 4}]
-  assert hyper.chain(hyper.sweep("a", [1]), hyper.sweep("b", [2])) == [{"a": 1}, {"b": 2}]
+  assert hyper.zipit(hyper.sweep("a", [1, 2]), hyper.sweep("b", [3, 4])) == [{"a": 1, "b": 3}, {"a": 2, "b": 4}]
+  assert hyper.chainit(hyper.sweep("a", [1]), hyper.sweep("b", [2])) == [{"a": 1}, {"b": 2}]
   draws = hyper.random_search(50, seed=0, optimizer__d__lr=hyper.log_uniform(1e-5, 1e-3),
                               loss=hyper.choice(["hinge", "wasserstein"]))
   lrs = [t["optimizer.d.lr"] for t in draws]
@@ -34,16 +34,16 @@ def _curve(path):
 
 def test_vectorised_trial_equals_the_trial_alone(tmp_path):
   base = tiny_toy_config(**{"train.num_steps": 10, "log_every": 1, "r1_gamma": 0.5})
-  trials = [{"optimizer.d.lr": 1e-3, "seed": 0, "ema_decay": 0.9},
-            {"optimizer.g.lr": 5e-4, "optimizer.g.b1": 0.0, "seed": 1, "r1_gamma": 2.0},
-            {"optimizer.d.b2": 0.9, "seed": 2}]
-  sweep.run_sweep(base, trials, str(tmp_path / "sweep"))
+  sweep = [{"optimizer.d.lr": 1e-3, "seed": 0, "ema_decay": 0.9},
+           {"optimizer.g.lr": 5e-4, "optimizer.g.b1": 0.0, "seed": 1, "r1_gamma": 2.0},
+           {"optimizer.d.b2": 0.9, "seed": 2}]
+  trials.run_sweep(base, sweep, str(tmp_path / "sweep"))
   record = json.load(open(tmp_path / "sweep" / "sweep.json"))
   assert all(t["trials_in_program"] == 3 for t in record["timing"].values())   # one program
   curves = [_curve(tmp_path / "sweep" / f"trial_{k:03d}") for k in range(3)]
   assert curves[0] != curves[1]
   for k in (1, 2):
-    train.train_and_evaluate(sweep.trial_config(base, trials[k]), str(tmp_path / f"alone{k}"))
+    train.train_and_evaluate(trials.trial_config(base, sweep[k]), str(tmp_path / f"alone{k}"))
     alone = _curve(tmp_path / f"alone{k}")
     assert [r["step"] for r in alone] == [r["step"] for r in curves[k]]
     for key in ("d_loss", "g_loss", "d_grad_norm", "r1"):
@@ -53,31 +53,33 @@ def test_vectorised_trial_equals_the_trial_alone(tmp_path):
 
 def test_trials_that_change_the_program_run_apart():
   base = tiny_toy_config()
-  trials = [{"seed": 0}, {"seed": 1, "optimizer.d.lr": 1e-3}, {"loss": "hinge"},
-            {"model.d_hidden": (8,)}, {"clip_value": 0.1}, {"clip_value": 0.2, "seed": 3}]
-  configs = [sweep.trial_config(base, t) for t in trials]
-  assert sorted(map(sorted, sweep.group_trials(configs, True, 16))) == [[0, 1], [2], [3], [4, 5]]
-  assert sweep.group_trials(configs, True, 1) == [[0], [1], [2], [3], [4], [5]]
-  assert sweep.group_trials(configs, False, 16) == [[i] for i in range(6)]
+  sweep = [{"seed": 0}, {"seed": 1, "optimizer.d.lr": 1e-3}, {"loss": "hinge"},
+           {"model.d_hidden": (8,)}, {"clip_value": 0.1}, {"clip_value": 0.2, "seed": 3}]
+  configs = [trials.trial_config(base, t) for t in sweep]
+  assert sorted(map(sorted, trials.group_trials(configs, True, 16))) == [[0, 1], [2], [3], [4, 5]]
+  assert trials.group_trials(configs, True, 1) == [[0], [1], [2], [3], [4], [5]]
+  assert trials.group_trials(configs, False, 16) == [[i] for i in range(6)]
   with pytest.raises(Exception, match="unknown config field 'model.nope'"):
-    sweep.trial_config(base, {"model.nope": 1})
+    trials.trial_config(base, {"model.nope": 1})
 
 
 def test_sweep_resumes_and_skips_finished_trials(tmp_path, monkeypatch):
-  trials = [{"seed": 0}, {"seed": 1}]
+  sweep = [{"seed": 0}, {"seed": 1}]
   workdir = str(tmp_path / "sweep")
-  sweep.run_sweep(tiny_toy_config(**{"train.num_steps": 4}), trials, workdir)
-  rows = sweep.run_sweep(tiny_toy_config(**{"train.num_steps": 8}), trials, workdir)   # resumes
+  trials.run_sweep(tiny_toy_config(**{"train.num_steps": 4}), sweep, workdir)
+  rows = trials.run_sweep(tiny_toy_config(**{"train.num_steps": 8}), sweep, workdir)   # resumes
   assert [r["step"] for r in rows] == [8, 8]
   assert [r["step"] for r in _curve(os.path.join(workdir, "trial_001"))] == [2, 4, 6, 8]
-  monkeypatch.setattr(train, "train_trials", lambda *a, **k: pytest.fail("re-trained a finished trial"))
-  rows = sweep.run_sweep(tiny_toy_config(**{"train.num_steps": 8}), trials, workdir)
+  retrained = lambda *a, **k: pytest.fail("re-trained a finished trial")
+  monkeypatch.setattr(trials, "train_trials", retrained)
+  monkeypatch.setattr(train, "train_and_evaluate", retrained)
+  rows = trials.run_sweep(tiny_toy_config(**{"train.num_steps": 8}), sweep, workdir)
   with open(os.path.join(workdir, "sweep.csv")) as f:
     table = list(csv.DictReader(f))
   assert [t["trial"] for t in table] == ["trial_000", "trial_001"] and table[1]["seed"] == "1"
   assert float(table[0]["steps_per_sec"]) > 0 and table[0]["g_loss"]
   with pytest.raises(Exception, match="another sweep"):
-    sweep.run_sweep(tiny_toy_config(), [{"seed": 5}], workdir)
+    trials.run_sweep(tiny_toy_config(), [{"seed": 5}], workdir)
 
 
 def test_sweep_command_runs_twelve_trials_of_an_experiment(tmp_path):

@@ -5,11 +5,12 @@ import gzip
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 
 from conftest import optimized_compiles, tiny_dcgan_config, tiny_toy_config
-from gan_jax import UserError, data, train
+from gan_jax import UserError, data, run_dir, train
 from gan_jax.data import toy
 
 
@@ -98,17 +99,15 @@ def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monk
 def test_ring_training_covers_the_modes(tmp_path):
   """The ring with smaller PacGAN-style networks, 1000 steps: most of the 8 modes get samples near
   them (an untrained G puts none within 0.1 of a mode)."""
-  from gan_jax.sample import load_generator
-  import jax
   config = tiny_toy_config(**{
       "model.g_hidden": (128, 128, 128), "model.d_hidden": (128, 128), "optimizer.g.lr": 1e-3,
       "optimizer.d.lr": 1e-3, "train.batch_size": 100, "train.num_steps": 1000, "log_every": 100,
       "sample_every": 1000, "checkpoint_every": 1000})
   with optimized_compiles():
     train.train_and_evaluate(config, str(tmp_path))
-  sample, _, step = load_generator(str(tmp_path))
-  assert step == 1000
-  points = sample(jax.random.key(1), 2500)
+  exp, state = run_dir.restore(str(tmp_path))
+  assert int(state.step) == 1000
+  points = exp.sample(state, exp.noise(jax.random.key(1), 2500))
   centres, _ = toy.modes("ring8")
   distance = np.linalg.norm(points[:, None] - centres[None], axis=-1)
   near = distance.min(1) < 0.1   # ten sigma: a loose notion of "on a mode" early in training

@@ -1,8 +1,6 @@
 """The data-parallel step: 1 device and 4 devices compute the same training run."""
 
 import ctypes
-import dataclasses
-import functools
 import gzip
 import os
 import platform
@@ -17,9 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, tiny_dcgan_config, tiny_toy_config
-from gan_jax import data, parallel, train
+from gan_jax import config as config_lib, cpu, data, experiment, parallel
 from gan_jax.models import layers
-from gan_jax.train_step import train_step
 
 
 @pytest.fixture(scope="module")
@@ -28,25 +25,18 @@ def mnist_test_images(shared_data):
     return np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)[:512]
 
 
-def run_steps(config, num_devices, images, num_steps=20, **gan_fields):
-  """Loss curve of `num_steps` steps of the real step function on a mesh of `num_devices`."""
+def run_steps(config, num_devices, images, num_steps=20):
+  """Loss curve of `num_steps` steps of the experiment's step on a mesh of `num_devices`, fed by
+  the input pipeline as training feeds it."""
+  config = config_lib.validated(config)
   config.parallel.num_devices = num_devices
-  mesh = parallel.make_mesh(num_devices)
-  if config.data.source == "toy":
-    dataset = data.from_toy(config.data.name, config.seed, config.n_critic, config.train.batch_size,
-                            0, config.train.batch_size)
-  else:
-    dataset = data.from_array(images, config.seed, config.n_critic, config.train.batch_size, 0,
-                              config.train.batch_size)
+  dataset = data.create(config, 0, config.train.batch_size, images)
   config.data.shape = dataset.shape
-  gan, init = train.setup(config, parallel.replicated(mesh))
-  gan = dataclasses.replace(gan, **gan_fields)
-  keys = train.run_keys(config.seed)
-  state = init(keys["init"])
-  step_fn = parallel.data_parallel(functools.partial(train_step, gan), mesh)
+  exp = experiment.build(config, parallel.make_mesh(num_devices))
+  state, key = exp.init_state(), experiment.run_keys(config.seed)["train"]
   history = []
-  for step in range(num_steps):
-    state, metrics = step_fn(state, parallel.shard_batch(dataset.batch(step), mesh), keys["train"])
+  for batch in map(exp.shard_batch, data.prefetch(dataset, 0, num_steps)):
+    state, metrics = exp.step(state, batch, key)
     history.append(jax.device_get(metrics))
   return {k: np.array([m[k] for m in history]) for k in history[0]}, state
 
@@ -77,17 +67,6 @@ def test_one_device_equals_four_devices(case, mnist_test_images):
                jax.device_get(state_one.g_params), jax.device_get(state_four.g_params))
 
 
-def test_unrolled_critic_program_is_the_scanned_one(mnist_test_images):
-  """GAN.unroll_critic (the program the benchmark counts FLOPs on) trains as the scanned step does.
-  That the scan itself trains as the earlier straight-line code did is checked bit for bit by the
-  toy_grid_wgan_gp reference curve (n_critic=5) in test_curves."""
-  scanned, _ = run_steps(CASES["wgan_gp"](), 1, mnist_test_images, num_steps=3)
-  unrolled, _ = run_steps(CASES["wgan_gp"](), 1, mnist_test_images, num_steps=3,
-                          unroll_critic=True)
-  for key in ("d_loss", "g_loss", "gp"):
-    np.testing.assert_allclose(unrolled[key], scanned[key], rtol=1e-5, atol=1e-6, err_msg=key)
-
-
 def test_bfloat16_compute_tracks_float32(mnist_test_images):
   """model.dtype=bfloat16: parameters and losses stay float32, and the loss curve stays near the
   float32 one (bf16 keeps ~3 significant digits)."""
@@ -102,7 +81,7 @@ def test_bfloat16_compute_tracks_float32(mnist_test_images):
 
 
 def test_cpu_step_runs_standard_xla_convolutions_and_ynnpack_matmuls():
-  """parallel.CPU_COMPILER_OPTIONS reach the compiled step: its convolutions are XLA's own
+  """cpu.COMPILER_OPTIONS reach the compiled step: its convolutions are XLA's own
   (Eigen), while matmuls still go to YNNPACK (a renamed or ignored option would fail here). And
   every convolution, the weight gradient inside a scan (the critic loop) included, has standard
   dimension numbers: XLA:CPU runs any other form inside a loop body with a generic, ~10x slower
@@ -110,13 +89,13 @@ def test_cpu_step_runs_standard_xla_convolutions_and_ynnpack_matmuls():
   mesh = parallel.make_mesh(1)
   x, w = np.ones((2, 8, 8, 32), np.float32), np.ones((4, 4, 32, 32), np.float32)   # YNNPACK-sized
 
-  def step(w, x, key):   # data_parallel's (state, batch, key) -> (state, metrics)
+  def step(w, x, key):   # the train step's (state, batch, key) -> (state, metrics)
     def update(w, _):
       return w - 1e-3 * jax.grad(lambda w: jnp.sum(layers.conv(x[0], w, 2, 1) ** 2))(w), None
     w, _ = jax.lax.scan(update, w, None, length=2)
     y = layers.conv(x[0], w, 2, 1)
     return w, y.reshape(2, -1) @ y.reshape(-1, 2)
-  hlo = parallel.data_parallel(step, mesh).lower(w, x[None], jax.random.key(0)).compile().as_text()
+  hlo = parallel.parallelize(step, mesh).lower(w, x[None], jax.random.key(0)).compile().as_text()
   fused_ops = [line for line in hlo.splitlines() if re.search(r"%ynn_fusion[.0-9]* = ", line)]
   assert fused_ops and not any("conv_general_dilated" in line for line in fused_ops)
   assert any("dot_general" in line for line in fused_ops)
@@ -128,11 +107,11 @@ def test_cpu_step_runs_standard_xla_convolutions_and_ynnpack_matmuls():
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc")
 def test_cpu_runs_reuse_the_memory_a_step_frees(monkeypatch):
   """XLA:CPU mallocs each step's temporary buffer afresh. After
-  parallel.reuse_freed_host_memory, a freed 40 MB block comes back without page faults; glibc's
+  cpu.reuse_freed_memory, a freed 40 MB block comes back without page faults; glibc's
   default unmaps it on free, and the next one faults in all of its ~10k pages again."""
   for name in [n for n in os.environ if n.startswith("MALLOC_")] + ["GLIBC_TUNABLES"]:
     monkeypatch.delenv(name, raising=False)
-  parallel.reuse_freed_host_memory(parallel.make_mesh(1))
+  cpu.reuse_freed_memory(parallel.make_mesh(1))
   libc = ctypes.CDLL(None)
   libc.malloc.restype = ctypes.c_void_p
 
@@ -150,9 +129,9 @@ def test_cpu_runs_reuse_the_memory_a_step_frees(monkeypatch):
 # ~0.3 s computation's time spent before its call returns.
 _DISPATCH_SHARE = """
 import sys, time, jax, jax.numpy as jnp
-from gan_jax import config, parallel
+from gan_jax import config, cpu
 c = config.experiment_module(sys.argv[1]).get_config()
-parallel.configure_cpu(c.parallel.cpu_devices, c.parallel.cpu_async_dispatch)
+cpu.configure(c.parallel.cpu_devices, c.parallel.cpu_async_dispatch)
 f = jax.jit(lambda x: jax.lax.fori_loop(0, 20, lambda i, y: jnp.tanh(y @ x), x))
 x = jnp.ones((1000, 1000)) / 1000
 jax.block_until_ready(f(x))

@@ -19,7 +19,6 @@ from gan_jax.data import sources, toy
 class Dataset:
   """batch(step) -> this host's (n_critic, per_host_batch, *shape) block of that step's batch."""
   shape: tuple[int, ...]
-  dtype: np.dtype
   batch: Callable[[int], np.ndarray]
 
 
@@ -57,7 +56,7 @@ def from_array(examples: np.ndarray, seed: int, n_critic: int, global_batch: int
     indices = np.array([orders[e][p] for e, p in zip(epochs, positions)])
     return examples[indices].reshape(n_critic, host_size, *examples.shape[1:])
 
-  return Dataset(examples.shape[1:], examples.dtype, batch)
+  return Dataset(examples.shape[1:], batch)
 
 
 def from_toy(name: str, seed: int, n_critic: int, global_batch: int,
@@ -67,7 +66,7 @@ def from_toy(name: str, seed: int, n_critic: int, global_batch: int,
     points = points.reshape(n_critic, global_batch, 2)
     return points[:, host_start:host_start + host_size]
 
-  return Dataset((2,), np.dtype(np.float32), batch)
+  return Dataset((2,), batch)
 
 
 def create(config: ml_collections.ConfigDict, host_start: int, host_size: int,
@@ -77,6 +76,11 @@ def create(config: ml_collections.ConfigDict, host_start: int, host_size: int,
   if config.data.source == "toy":
     return from_toy(config.data.name, *args)
   return from_array(load_images(config.data) if images is None else images, *args)
+
+
+def toy_modes(data: ml_collections.ConfigDict) -> np.ndarray | None:
+  """The mode centres of a 2-D toy dataset, drawn beside its samples; None for images."""
+  return toy.modes(data.name)[0] if data.source == "toy" else None
 
 
 def prefetch(dataset: Dataset, start: int, stop: int, depth: int = 2) -> Iterator[np.ndarray]:

@@ -16,10 +16,10 @@ def toy_mode_coverage(samples, dataset: str) -> dict:
           "high_quality_percent": float(100 * high_quality.mean())}
 
 
-def class_coverage(logits, num_classes: int | None = None) -> dict:
+def class_coverage(logits) -> dict:
   """How many classes the classifier sees among the samples, and KL(histogram || uniform)."""
   logits = np.asarray(logits)
-  num_classes = num_classes or logits.shape[1]
+  num_classes = logits.shape[1]
   histogram = np.bincount(logits.argmax(1), minlength=num_classes) / len(logits)
   nonzero = histogram > 0
   kl = float(np.sum(histogram[nonzero] * np.log(histogram[nonzero] * num_classes)))

@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import UserError
+from gan_jax.models import inception as inception_lib
+from gan_jax.pixels import to_model_range
 
 
 class Extractor(NamedTuple):
@@ -23,13 +25,6 @@ def batched(apply, images, batch_size: int = 500):
   return tuple(np.concatenate([o[j] for o in outputs]).astype(np.float32) for j in range(2))
 
 
-def classifier(workdir: str) -> Extractor:
-  from gan_jax import classifier as classifier_lib
-  features_of, info = classifier_lib.load(workdir)
-  return Extractor(features_of, {**info, "extractor": f"gan_jax.classifier ({info['dataset']}, "
-                                 f"test accuracy {info['test_accuracy']:.4f})", "resize": "none"})
-
-
 def _sha256(path: str) -> str:
   digest = hashlib.sha256()
   with open(path, "rb") as f:
@@ -41,7 +36,6 @@ def _sha256(path: str) -> str:
 def load_inception_variables(path: str) -> dict:
   """The FID Inception's weights from a local file: pytorch-fid's published .pth (needs torch), its
   state dict as a pickle or .npz of name -> array, or jax-fid's pickle of nested dicts."""
-  from gan_jax.models import inception
   if path.endswith(".pth"):
     try:
       import torch
@@ -55,22 +49,21 @@ def load_inception_variables(path: str) -> dict:
   else:
     with open(path, "rb") as f:
       state_dict = pickle.load(f)
-  template = jax.eval_shape(lambda: inception.FIDInceptionV3().init(jax.random.key(0),
-                                                                    jnp.zeros((1, 75, 75, 3))))
+  template = jax.eval_shape(lambda: inception_lib.FIDInceptionV3().init(
+      jax.random.key(0), jnp.zeros((1, 75, 75, 3))))
   if any(isinstance(v, dict) for v in state_dict.values()):
-    return inception.from_jax_fid(state_dict, template)
-  return inception.from_torch_state_dict(state_dict, template)
+    return inception_lib.from_jax_fid(state_dict, template)
+  return inception_lib.from_torch_state_dict(state_dict, template)
 
 
 def inception(weights_path: str) -> Extractor:
   """The FID protocol's Inception-v3; images go in as [-1, 1] and are resized to 299 bilinearly."""
-  from gan_jax.models import inception as inception_lib
   try:
     variables = load_inception_variables(weights_path)
   except (OSError, ValueError) as e:
     raise UserError(f"cannot load Inception weights from {weights_path!r}: {e}") from e
   model = inception_lib.FIDInceptionV3()
-  apply = jax.jit(lambda x: model.apply(variables, x.astype(jnp.float32) / 127.5 - 1.0))
+  apply = jax.jit(lambda x: model.apply(variables, to_model_range(x)))
   info = {"extractor": "inception-v3 (FID protocol, pytorch-fid port of the TF 2015-12-05 graph)",
           "sha256": _sha256(weights_path), "resize": "bilinear to 299x299"}
   return Extractor(lambda images: batched(apply, images), info)

@@ -2,20 +2,20 @@
 
 `Conv` and `ConvTranspose` (PyTorch's Conv2d / ConvTranspose2d semantics, NHWC) are one pair of
 linear maps with hand-picked implementations of their three operations, chosen by what XLA:CPU runs
-fastest (benchmarks/NOTES.md):
+fastest (benchmarks/NOTES.md has the measurements):
   shrink  big image -> small (a strided conv),
   grow    small -> big (its linear transpose),
   weight  the kernel's gradient,
 each the lax convolution, except grow of the strided layers:
   - with few channels on the big side (the 1- or 3-channel image layers): the kernel's transpose
-    matmul, then col2im (the transpose of im2col patches), 2-4x faster than the alternatives below;
+    matmul, then col2im (the transpose of im2col patches), faster than the alternatives below;
   - otherwise, where the kernel is a multiple of the stride: one dense conv per output phase
-    (`_grow_by_phases`), 1.5-3x faster than lax's input-dilated conv.
+    (`_grow_by_phases`), faster than lax's input-dilated conv.
 On CPU the train step is compiled with XLA's Eigen convolutions rather than YNNPACK's
-(`parallel.CPU_COMPILER_OPTIONS`), which run these shapes 1.3-3x faster.
+(`cpu.COMPILER_OPTIONS`), which run these shapes faster.
 A Conv runs shrink forward and grow + weight backward; a ConvTranspose grow forward and shrink +
 weight backward. `lax.conv_transpose` (flax's ConvTranspose) is never used: XLA:CPU computes its
-weight gradient with a generic loop, 2-5x slower.
+weight gradient with a generic loop.
 """
 
 import functools
@@ -75,7 +75,7 @@ def _grow_by_phases(small, w, stride, padding, big_hw):
   Big-side pixel s*m + a only meets the kernel taps congruent to a + padding (mod s), so each
   phase is a stride-1 conv of `small` with a (k/s x k/s) slice of the kernel; the phases are then
   interleaved. lax's transpose, an input-dilated conv, spends 3/4 of its work on inserted zeros
-  and runs 1.5-3x slower on XLA:CPU.
+  and runs slower on XLA:CPU.
   """
   s, kb = stride, w.shape[0] // stride
   n, h, wd, _ = small.shape
@@ -142,7 +142,7 @@ def _weight_op(big, small_grad, stride: int, padding: int, kernel: int):
   The correlation of `big` with the dilated `small_grad`, written with the batch as the contracted
   feature axis and standard dimension numbers. lax's own transpose rule gives the same conv with
   permuted dimension numbers, which XLA:CPU turns into this form in straight-line code but not in
-  a loop body (the critic scan), where it falls back to a generic conv loop ~10x slower.
+  a loop body (the critic scan), where it falls back to a much slower generic conv loop.
   """
   (_, h, wd, _), (_, ho, wo, _) = big.shape, small_grad.shape
   pads = [(padding, kernel + (o - 1) * stride - size - padding) for o, size in ((ho, h), (wo, wd))]

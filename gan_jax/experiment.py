@@ -1,0 +1,70 @@
+"""The one builder of a run's program: a config and a mesh -> the GAN, its initial state, the
+compiled train step and G's sampler.
+
+Training, the sweeps, `sample`, `evaluate`, the benchmarks and the tests all build through `build`,
+so they all run the same wiring. On a (trial, data) mesh the same builder makes the vmapped step of
+stacked trials (see gan_jax.trials).
+"""
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from gan_jax import cpu, models, parallel
+from gan_jax.train_step import DATA_AXIS, GAN, TrainState, generate, init_state, make_gan
+from gan_jax.train_step import state_hparams, train_step
+
+
+def run_keys(seed: int) -> dict[str, jax.Array]:
+  """Every random stream of a run, derived from the one seed."""
+  init_key, train_key, sample_key = jax.random.split(jax.random.key(seed), 3)
+  return dict(init=init_key, train=train_key, samples=sample_key,
+              eval=jax.random.fold_in(sample_key, 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  config: ml_collections.ConfigDict   # validated, data.shape known
+  mesh: jax.sharding.Mesh
+  gan: GAN
+  step: Callable       # (state, batch, key) -> (state, metrics): the train step on `mesh`
+  _init: Callable
+  _generate: Callable
+
+  def init_state(self, config: ml_collections.ConfigDict | None = None) -> TrainState:
+    """A fresh state from the seed and numbers of `config`: the experiment's own by default, or
+    a trial's (a config of the same program, as trials.group_trials forms them)."""
+    config = self.config if config is None else config
+    return self._init(run_keys(config.seed)["init"], hparams=state_hparams(config))
+
+  def shard_batch(self, host_batch: np.ndarray) -> jax.Array:
+    """This host's part of a step's batch as the step's global input."""
+    return parallel.shard_batch(host_batch, self.mesh)
+
+  def noise(self, key: jax.Array, n: int) -> jax.Array:
+    return jax.random.normal(key, (n, self.config.model.nz))
+
+  def sample(self, state: TrainState, z: jax.Array, chunk: int = 1000) -> np.ndarray:
+    """G's float32 outputs for noise `z`, in eval mode (BatchNorm's running statistics), with the
+    EMA weights: they are G's own when ema_decay is 0."""
+    return np.concatenate([np.asarray(self._generate(state.ema_params, state.g_stats,
+                                                     z[i:i + chunk]))
+                           for i in range(0, len(z), chunk)])
+
+
+def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Experiment:
+  """The experiment of a validated `config` whose data.shape is set, on `mesh`."""
+  shape = tuple(config.data.shape)
+  parallel.check_batch_divides(config.train.batch_size, mesh)
+  cpu.reuse_freed_memory(mesh)
+  gan = make_gan(config, *models.build(config, shape, axis_name=DATA_AXIS))
+  init = jax.jit(functools.partial(init_state, gan, data_shape=shape),
+                 out_shardings=NamedSharding(mesh, P()))
+  step = parallel.parallelize(functools.partial(train_step, gan), mesh)
+  return Experiment(config, mesh, gan, step, init, jax.jit(functools.partial(generate, gan)))

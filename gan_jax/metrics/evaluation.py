@@ -1,0 +1,88 @@
+"""The metrics of a generator's samples, as `gan_jax.evaluate` and training's `eval_every` report
+them: for 2-D toys the mode coverage of the PacGAN protocol; for images FID/KID/precision/recall in
+a feature extractor's space, Inception Score and class coverage from its logits. Each result says
+how it was made. The real side's statistics are cached beside the extractor's weights."""
+
+import os
+
+import numpy as np
+
+from gan_jax import UserError, data
+from gan_jax.metrics import classifier, extractors
+from gan_jax.metrics.coverage import class_coverage, toy_mode_coverage
+from gan_jax.metrics.distances import (FeatureStats, frechet_distance, inception_score,
+                                       kernel_inception_distance, precision_recall)
+from gan_jax.pixels import to_uint8
+
+MAX_KERNEL_SAMPLES = 10000   # KID and precision/recall hold features in memory: cap them
+
+
+def default_num_samples(config) -> int:
+  return 2500 if config.data.source == "toy" else 10000   # PacGAN's protocol; the usual FID count
+
+
+def real_reference(config, extractor: extractors.Extractor, split: str, cache_dir: str) -> dict:
+  """Mean, covariance and up to MAX_KERNEL_SAMPLES features of a real split, cached in
+  `cache_dir` under a name keyed by dataset, split and the extractor's weights hash."""
+  name = f"reference_{config.data.name}_{split}_{extractor.info['sha256'][:16]}.npz"
+  path = os.path.join(cache_dir, name)
+  if not os.path.exists(path):
+    real_data = config.data.copy_and_resolve_references()
+    real_data.split = split
+    features, _ = extractor.features_of(data.load_images(real_data))
+    stats = FeatureStats(features.shape[1])
+    stats.update(features)
+    mean, cov = stats.mean_cov()
+    subset = np.random.default_rng(0).permutation(len(features))[:MAX_KERNEL_SAMPLES]
+    np.savez(path, mean=mean, cov=cov, features=features[subset], count=len(features))
+  with np.load(path) as f:
+    return {k: f[k] for k in f.files}
+
+
+def image_metrics(samples_uint8, config, extractor: extractors.Extractor, real_split: str,
+                  cache_dir: str) -> dict:
+  """FID, KID, precision/recall and Inception Score in the extractor's space (class coverage too
+  when it is a gan_jax classifier)."""
+  shape = extractor.info.get("image_shape")
+  if shape and list(samples_uint8.shape[1:]) != shape:
+    raise UserError(f"the classifier takes {shape} images, the run makes "
+                    f"{list(samples_uint8.shape[1:])}")
+  real = real_reference(config, extractor, real_split, cache_dir)
+  features, logits = extractor.features_of(samples_uint8)
+  stats = FeatureStats(features.shape[1])
+  stats.update(features)
+  kernel_fake = features[:MAX_KERNEL_SAMPLES]
+  kid, kid_std = kernel_inception_distance(real["features"], kernel_fake)
+  precision, recall = precision_recall(real["features"], kernel_fake)
+  inception, inception_std = inception_score(logits)
+  coverage = class_coverage(logits) if "num_classes" in extractor.info else {}
+  return {
+      "fid": frechet_distance(real["mean"], real["cov"], *stats.mean_cov()),
+      "kid": kid, "kid_std": kid_std, "precision": precision, "recall": recall,
+      "inception_score": inception, "inception_score_std": inception_std, **coverage,
+      "how": {"extractor": extractor.info["extractor"],
+              "weights_sha256": extractor.info["sha256"],
+              "num_fake": int(len(samples_uint8)), "num_real": int(real["count"]),
+              "num_kernel_samples": int(len(kernel_fake)), "real_dataset": config.data.name,
+              "real_split": real_split, "resize": extractor.info["resize"],
+              "kid": "unbiased MMD^2, k(x,y)=(x.y/d+1)^3, 100 subsets of up to 1000",
+              "precision_recall": "Kynkaanniemi et al. 2019, k=3"}}
+
+
+def sample_metrics(samples, config, classifier_dir: str = "", real_split: str = "test",
+                   inception_weights: str = "") -> dict:
+  """The metrics of generator outputs: toy mode coverage, or image metrics in the space of a
+  gan_jax classifier or of the FID Inception-v3 (weights from a local file)."""
+  if config.data.source == "toy":
+    return {**toy_mode_coverage(samples, config.data.name),
+            "how": {"num_fake": len(samples), "protocol": "PacGAN: high quality within 3 sigma"}}
+  if inception_weights:
+    extractor = extractors.inception(inception_weights)
+    cache_dir = os.path.dirname(inception_weights)
+  elif classifier_dir:
+    extractor, cache_dir = classifier.load(classifier_dir), classifier_dir
+  else:
+    raise UserError("image metrics need a feature extractor: --classifier=DIR (or "
+                    "config.eval_classifier; python -m gan_jax.classifier trains one) or "
+                    "--inception_weights=FILE")
+  return image_metrics(to_uint8(samples), config, extractor, real_split, cache_dir or ".")
