@@ -29,10 +29,18 @@ from train_speed import _config, _timed_blocks, jax_matmul_gflops, step_flops  #
 
 def use_lax_layers():
   """Conv / ConvTranspose as plain lax convolutions differentiated by autodiff, in this process."""
+
   def conv_transpose(x, w, stride, padding):
     k = w.shape[0]
-    return lax.conv_transpose(x, w, (stride, stride), [(k - 1 - padding,) * 2] * 2,
-                              dimension_numbers=layers._DIMS, transpose_kernel=True)
+    return lax.conv_transpose(
+      x,
+      w,
+      (stride, stride),
+      [(k - 1 - padding,) * 2] * 2,
+      dimension_numbers=layers._DIMS,
+      transpose_kernel=True,
+    )
+
   # The modules look these up at call time; `_shrink` is the plain strided lax conv.
   layers.conv, layers.conv_transpose = layers._shrink, conv_transpose
 
@@ -45,7 +53,8 @@ def step_rate(name, dtype, batch, seconds, repeats=5):
   exp = experiment.build(config, parallel.make_mesh())
   state, key = exp.init_state(), experiment.run_keys(0)["train"]
   images = np.random.default_rng(0).integers(
-      0, 256, (config.n_critic, batch, *config.data.shape), dtype=np.uint8)
+    0, 256, (config.n_critic, batch, *config.data.shape), dtype=np.uint8
+  )
   batch_array = exp.shard_batch(images)
   compiled = exp.step.lower(state, batch_array, key).compile()
 
@@ -55,7 +64,7 @@ def step_rate(name, dtype, batch, seconds, repeats=5):
       state, metrics = compiled(state, batch_array, key)
     jax.block_until_ready(metrics)
 
-  run_block(2)   # warm-up
+  run_block(2)  # warm-up
   tic = time.perf_counter()
   run_block(1)
   rates, _ = _timed_blocks(run_block, time.perf_counter() - tic, seconds, repeats)
@@ -78,21 +87,43 @@ def main():
   device = jax.devices()[0]
   name = f"{device.device_kind} ({device.platform}) x{jax.device_count()}"
   rows = []
-  print(f"{name}; jax {jax.__version__}; {args.experiment}, batch {args.batch}, "
-        f"{args.layers} layers\n")
+  print(
+    f"{name}; jax {jax.__version__}; {args.experiment}, batch {args.batch}, {args.layers} layers\n"
+  )
   print("| dtype | it/s (median, min-max) | images/s | TFLOP/s | matmul TFLOP/s | share |")
   print("|---|---|---|---|---|---|")
   for dtype in ("float32", "bfloat16"):
     rates, tflop = step_rate(args.experiment, dtype, args.batch, args.seconds, args.repeats)
-    peak = jax_matmul_gflops(args.matmul_size, dtype) / 1e3 * jax.device_count()   # TFLOP/s
+    peak = jax_matmul_gflops(args.matmul_size, dtype) / 1e3 * jax.device_count()  # TFLOP/s
     it = statistics.median(rates)
-    rows.append({"dtype": dtype, "it_per_s": it, "min": min(rates), "max": max(rates),
-                 "tflop_per_it": tflop, "tflop_per_s": tflop * it, "matmul_tflop_per_s": peak})
-    print(f"| {dtype} | {it:.3g} ({min(rates):.3g}-{max(rates):.3g}) | {it * args.batch:.4g} "
-          f"| {tflop * it:.3g} | {peak:.3g} | {100 * tflop * it / peak:.0f}% |")
+    rows.append(
+      {
+        "dtype": dtype,
+        "it_per_s": it,
+        "min": min(rates),
+        "max": max(rates),
+        "tflop_per_it": tflop,
+        "tflop_per_s": tflop * it,
+        "matmul_tflop_per_s": peak,
+      }
+    )
+    print(
+      f"| {dtype} | {it:.3g} ({min(rates):.3g}-{max(rates):.3g}) | {it * args.batch:.4g} "
+      f"| {tflop * it:.3g} | {peak:.3g} | {100 * tflop * it / peak:.0f}% |"
+    )
   with open(args.json, "w") as f:
-    json.dump({"device": name, "jax": jax.__version__, "experiment": args.experiment,
-               "batch": args.batch, "layers": args.layers, "rows": rows}, f, indent=2)
+    json.dump(
+      {
+        "device": name,
+        "jax": jax.__version__,
+        "experiment": args.experiment,
+        "batch": args.batch,
+        "layers": args.layers,
+        "rows": rows,
+      },
+      f,
+      indent=2,
+    )
 
 
 if __name__ == "__main__":

@@ -44,14 +44,17 @@ def generator(image_shape, nz=100, ngf=64):
   size, _, channels = image_shape
   base, k = resolution_factors(size)
   f = ngf * 2 ** (k - 1)
-  if base == 4:   # pytorch/examples: ConvTranspose2d(nz, f, 4, 1, 0) on the 1x1 noise
+  if base == 4:  # pytorch/examples: ConvTranspose2d(nz, f, 4, 1, 0) on the 1x1 noise
     layers = [_Reshape(nz, 1, 1), nn.ConvTranspose2d(nz, f, 4, 1, 0, bias=False)]
   else:
     layers = [nn.Linear(nz, base * base * f, bias=False), _Reshape(f, base, base)]
   layers += [nn.BatchNorm2d(f), nn.ReLU(True)]
   for _ in range(k - 1):
-    layers += [nn.ConvTranspose2d(f, f // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(f // 2),
-               nn.ReLU(True)]
+    layers += [
+      nn.ConvTranspose2d(f, f // 2, 4, 2, 1, bias=False),
+      nn.BatchNorm2d(f // 2),
+      nn.ReLU(True),
+    ]
     f //= 2
   layers += [nn.ConvTranspose2d(f, channels, 4, 2, 1, bias=False), nn.Tanh()]
   return nn.Sequential(*layers).apply(_init)
@@ -62,12 +65,12 @@ def discriminator(image_shape, ndf=64):
   base, k = resolution_factors(size)
   layers, f = [], channels
   for i in range(k):
-    layers.append(nn.Conv2d(f, ndf * 2 ** i, 4, 2, 1, bias=False))
-    f = ndf * 2 ** i
+    layers.append(nn.Conv2d(f, ndf * 2**i, 4, 2, 1, bias=False))
+    f = ndf * 2**i
     if i > 0:
       layers.append(nn.BatchNorm2d(f))
     layers.append(nn.LeakyReLU(0.2, inplace=True))
-  if base == 4:   # pytorch/examples: Conv2d(f, 1, 4, 1, 0) over the 4x4 map
+  if base == 4:  # pytorch/examples: Conv2d(f, 1, 4, 1, 0) over the 4x4 map
     layers += [nn.Conv2d(f, 1, 4, 1, 0, bias=False), nn.Flatten()]
   else:
     layers += [nn.Flatten(), nn.Linear(base * base * f, 1, bias=False)]
@@ -110,7 +113,7 @@ def serve(step_args: dict, seconds: float) -> None:
   step = make_step(**step_args)
   batches = random_batches(step_args["image_shape"], step_args["batch_size"])
   for b in batches[:2]:
-    step(b)   # warm-up
+    step(b)  # warm-up
   tic = time.perf_counter()
   step(batches[0])
   n = max(2, math.ceil(seconds / (time.perf_counter() - tic)))

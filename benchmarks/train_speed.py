@@ -36,11 +36,12 @@ from unittest import mock
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_EXPERIMENTS = "dcgan,dcgan@2,dcgan64,dcgan64@2,gan_minimax,wgan,wgan_gp,toy_ring,toy_grid"
-TORCH_REFERENCE = ("dcgan", "dcgan64")   # pytorch/examples' loop: BatchNorm, non-saturating, Adam
+TORCH_REFERENCE = ("dcgan", "dcgan64")  # pytorch/examples' loop: BatchNorm, non-saturating, Adam
 
 
 def _config(name):
   from gan_jax.config import experiment_module
+
   config = experiment_module(ROOT / "experiments" / f"{name}.py").get_config()
   # The shape its data has (MNIST 28x28x1 unless resized; the .npz is CIFAR-10), without loading it.
   if config.data.source == "toy":
@@ -52,8 +53,12 @@ def _config(name):
 
 
 def _median_spread(values):
-  return {"median": statistics.median(values), "min": min(values), "max": max(values),
-          "blocks": list(values)}
+  return {
+    "median": statistics.median(values),
+    "min": min(values),
+    "max": max(values),
+    "blocks": list(values),
+  }
 
 
 def _timed_blocks(run_block, seconds_per_iteration, seconds, repeats, other=None):
@@ -73,6 +78,7 @@ def _unrolled_scans():
   """lax.scan with its loop unrolled, while a step is traced: XLA's cost analysis counts a loop
   body once, so the n_critic critic updates are counted as straight-line code."""
   from jax import lax
+
   return mock.patch.object(lax, "scan", functools.partial(lax.scan, unroll=True))
 
 
@@ -85,10 +91,14 @@ def step_flops(exp, state, batch, key) -> float:
   import jax
 
   from gan_jax import experiment, parallel
+
   cpu_mesh = parallel.make_mesh(1, backend="cpu")
-  shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
-      x.shape, x.dtype, sharding=jax.NamedSharding(cpu_mesh, getattr(x.sharding, "spec", jax.P()))),
-      (state, batch, key))
+  shapes = jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct(
+      x.shape, x.dtype, sharding=jax.NamedSharding(cpu_mesh, getattr(x.sharding, "spec", jax.P()))
+    ),
+    (state, batch, key),
+  )
   with _unrolled_scans():
     cost = experiment.build(exp.config, cpu_mesh).step.lower(*shapes).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -127,7 +137,7 @@ def worker(setting, repeats, seconds):
       state, metrics = compiled(state, next_batch(), key)
     jax.block_until_ready(metrics)
 
-  run_block(2)   # warm-up
+  run_block(2)  # warm-up
   tic = time.perf_counter()
   run_block(2)
   per_iteration = (time.perf_counter() - tic) / 2
@@ -139,18 +149,32 @@ def worker(setting, repeats, seconds):
     n += 1
   pipeline_images = n * config.n_critic * batch / (time.perf_counter() - tic)
 
-  run_block(max(2, math.ceil(seconds / per_iteration)))   # a first full block, before torch
+  run_block(max(2, math.ceil(seconds / per_iteration)))  # a first full block, before torch
   peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
   other, torch_server = None, None
   if name in TORCH_REFERENCE and importlib.util.find_spec("torch"):
     # PyTorch runs in a process of its own: stock allocator settings (this one's are tuned by
     # cpu.reuse_freed_memory), its own peak memory, its blocks still alternating.
-    step_args = {"image_shape": list(shape), "batch_size": batch, "nz": config.model.nz,
-                 "ngf": config.model.ngf, "ndf": config.model.ndf}
+    step_args = {
+      "image_shape": list(shape),
+      "batch_size": batch,
+      "nz": config.model.nz,
+      "ngf": config.model.ngf,
+      "ndf": config.model.ndf,
+    }
     torch_server = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "torch_dcgan.py"), json.dumps(step_args),
-         str(seconds)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+      [
+        sys.executable,
+        str(ROOT / "benchmarks" / "torch_dcgan.py"),
+        json.dumps(step_args),
+        str(seconds),
+      ],
+      stdin=subprocess.PIPE,
+      stdout=subprocess.PIPE,
+      text=True,
+      cwd=ROOT,
+    )
     if torch_server.stdout.readline().strip() != "ready":
       raise RuntimeError(f"torch_dcgan.py failed to start (exit {torch_server.wait()})")
 
@@ -164,12 +188,22 @@ def worker(setting, repeats, seconds):
     torch_server.stdin.close()
     torch_server.wait()
   flops = step_flops(exp, state, next_batch(), key)
-  row = {"experiment": setting, "shape": list(shape), "batch": batch, "n_critic": config.n_critic,
-         "loss": config.loss, "model": config.model.name, "devices": exp.mesh.size,
-         "it_per_s": _median_spread(rates), "compile_s": compile_s, "peak_rss_mb": peak_rss_mb,
-         "gflop_per_it": flops / 1e9, "gflop_per_s": flops / 1e9 * statistics.median(rates),
-         "pipeline_images_per_s": pipeline_images,
-         "step_images_per_s": statistics.median(rates) * batch * config.n_critic}
+  row = {
+    "experiment": setting,
+    "shape": list(shape),
+    "batch": batch,
+    "n_critic": config.n_critic,
+    "loss": config.loss,
+    "model": config.model.name,
+    "devices": exp.mesh.size,
+    "it_per_s": _median_spread(rates),
+    "compile_s": compile_s,
+    "peak_rss_mb": peak_rss_mb,
+    "gflop_per_it": flops / 1e9,
+    "gflop_per_s": flops / 1e9 * statistics.median(rates),
+    "pipeline_images_per_s": pipeline_images,
+    "step_images_per_s": statistics.median(rates) * batch * config.n_critic,
+  }
   if torch_rates:
     row["torch_it_per_s"] = _median_spread(torch_rates)
     # Each JAX block is paired with the PyTorch block run right after it, so that slow drifts of
@@ -179,7 +213,7 @@ def worker(setting, repeats, seconds):
 
 
 def _best_seconds(fn, repeats=10):
-  fn()   # warm-up
+  fn()  # warm-up
   times = []
   for _ in range(repeats):
     tic = time.perf_counter()
@@ -191,6 +225,7 @@ def _best_seconds(fn, repeats=10):
 def jax_matmul_gflops(n=2048, dtype="float32"):
   """GFLOP/s of JAX's n^3 matmul on the default device (the best of 10)."""
   import jax
+
   a = jax.random.normal(jax.random.key(0), (n, n), dtype)
   matmul = jax.jit(lambda x: x @ x)
   return 2 * n**3 / _best_seconds(lambda: matmul(a).block_until_ready()) / 1e9
@@ -202,6 +237,7 @@ def matmul_rate():
   rates = {"jax": jax_matmul_gflops(n)}
   if importlib.util.find_spec("torch"):
     import torch
+
     t = torch.randn(n, n)
     rates["torch"] = 2 * n**3 / _best_seconds(lambda: t @ t) / 1e9
   return rates
@@ -211,30 +247,46 @@ def _versions():
   import jax
 
   from gan_jax import cpu
-  out = {"python": platform.python_version(), "machine": platform.machine(),
-         "cpu": cpu.name(), "cores": os.cpu_count()}
+
+  out = {
+    "python": platform.python_version(),
+    "machine": platform.machine(),
+    "cpu": cpu.name(),
+    "cores": os.cpu_count(),
+  }
   out["jax"] = jax.__version__
   out["platform"] = f"{jax.devices()[0].platform} x{jax.device_count()}"
   if importlib.util.find_spec("torch"):
     import torch
+
     out["torch"] = torch.__version__
   return out
 
 
 def _row_markdown(r, peak_gflops):
   it = r["it_per_s"]
-  cells = [r["experiment"], "x".join(map(str, r["shape"])), str(r["batch"]), str(r["devices"]),
-           f"{it['median']:.3g} ({it['min']:.3g}-{it['max']:.3g})"]
+  cells = [
+    r["experiment"],
+    "x".join(map(str, r["shape"])),
+    str(r["batch"]),
+    str(r["devices"]),
+    f"{it['median']:.3g} ({it['min']:.3g}-{it['max']:.3g})",
+  ]
   if "torch_it_per_s" in r:
     t = r["torch_it_per_s"]
     ratio = r["ratio"]
-    cells += [f"{t['median']:.3g} ({t['min']:.3g}-{t['max']:.3g})",
-              f"**{ratio['median']:.2f}x** ({ratio['min']:.2f}-{ratio['max']:.2f})"]
+    cells += [
+      f"{t['median']:.3g} ({t['min']:.3g}-{t['max']:.3g})",
+      f"**{ratio['median']:.2f}x** ({ratio['min']:.2f}-{ratio['max']:.2f})",
+    ]
   else:
     cells += ["-", "-"]
-  cells += [f"{r['compile_s']:.1f}", f"{r['peak_rss_mb']:.0f}",
-            f"{r['gflop_per_s']:.1f} ({100 * r['gflop_per_s'] / peak_gflops:.0f}%)",
-            f"{r['pipeline_images_per_s']:.3g} / {r['step_images_per_s']:.3g}"]
+  cells += [
+    f"{r['compile_s']:.1f}",
+    f"{r['peak_rss_mb']:.0f}",
+    f"{r['gflop_per_s']:.1f} ({100 * r['gflop_per_s'] / peak_gflops:.0f}%)",
+    f"{r['pipeline_images_per_s']:.3g} / {r['step_images_per_s']:.3g}",
+  ]
   return "| " + " | ".join(cells) + " |"
 
 
@@ -255,8 +307,13 @@ def main():
     return
 
   def run_worker(name):
-    cmd = [sys.executable, __file__, f"--worker={name}", f"--repeats={args.repeats}",
-           f"--seconds={args.seconds}"]
+    cmd = [
+      sys.executable,
+      __file__,
+      f"--worker={name}",
+      f"--repeats={args.repeats}",
+      f"--seconds={args.seconds}",
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -264,18 +321,32 @@ def main():
   peak = max(matmul.values())
   rows = [run_worker(name) for name in args.experiments.split(",")]
   env = _versions()
-  print(f"{env['cpu']}, {env['cores']} cores, {env['platform']}; jax {env['jax']}, "
-        f"torch {env.get('torch', 'not installed')}; matmul 2048^3 f32: "
-        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in matmul.items()) + "\n")
-  print("| experiment | shape | batch | devices | JAX it/s (median, min-max) | PyTorch it/s "
-        "| JAX/PyTorch (median of paired blocks, min-max) "
-        "| compile s | peak RSS MB | GFLOP/s (% of matmul) | pipeline / step images/s |")
+  print(
+    f"{env['cpu']}, {env['cores']} cores, {env['platform']}; jax {env['jax']}, "
+    f"torch {env.get('torch', 'not installed')}; matmul 2048^3 f32: "
+    + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in matmul.items())
+    + "\n"
+  )
+  print(
+    "| experiment | shape | batch | devices | JAX it/s (median, min-max) | PyTorch it/s "
+    "| JAX/PyTorch (median of paired blocks, min-max) "
+    "| compile s | peak RSS MB | GFLOP/s (% of matmul) | pipeline / step images/s |"
+  )
   print("|---|---|---|---|---|---|---|---|---|---|---|")
   for r in rows:
     print(_row_markdown(r, peak))
   with open(ROOT / args.json, "w") as f:
-    json.dump({"date": time.strftime("%Y-%m-%d"), "environment": env, "matmul_gflop_per_s": matmul,
-               "repeats": args.repeats, "rows": rows}, f, indent=2)
+    json.dump(
+      {
+        "date": time.strftime("%Y-%m-%d"),
+        "environment": env,
+        "matmul_gflop_per_s": matmul,
+        "repeats": args.repeats,
+        "rows": rows,
+      },
+      f,
+      indent=2,
+    )
 
 
 if __name__ == "__main__":

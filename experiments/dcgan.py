@@ -20,6 +20,8 @@ def get_config():
 
 def get_sweep(hyper):
   """12 trials in one vmapped program: D's learning rate (TTUR), Adam's beta1, and seeds."""
-  return hyper.product(hyper.sweep("optimizer.d.lr", [1e-4, 2e-4, 4e-4]),
-                       hyper.sweep("optimizer.g.b1", [0.5, 0.9]),
-                       hyper.sweep("seed", [0, 1]))
+  return hyper.product(
+    hyper.sweep("optimizer.d.lr", [1e-4, 2e-4, 4e-4]),
+    hyper.sweep("optimizer.g.b1", [0.5, 0.9]),
+    hyper.sweep("seed", [0, 1]),
+  )

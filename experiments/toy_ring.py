@@ -10,6 +10,9 @@ def get_config():
 def get_sweep(hyper):
   """12 trials, one vmapped program: learning rates of both nets x seeds."""
   return hyper.product(
-      hyper.zipit(hyper.sweep("optimizer.g.lr", [5e-5, 1e-4, 2e-4, 4e-4]),
-                hyper.sweep("optimizer.d.lr", [5e-5, 1e-4, 2e-4, 4e-4])),
-      hyper.sweep("seed", [0, 1, 2]))
+    hyper.zipit(
+      hyper.sweep("optimizer.g.lr", [5e-5, 1e-4, 2e-4, 4e-4]),
+      hyper.sweep("optimizer.d.lr", [5e-5, 1e-4, 2e-4, 4e-4]),
+    ),
+    hyper.sweep("seed", [0, 1, 2]),
+  )

@@ -9,7 +9,9 @@ import orbax.checkpoint as ocp
 
 def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+  return ocp.CheckpointManager(
+    os.path.join(os.path.abspath(workdir), "checkpoints"), options=options
+  )
 
 
 def save(mngr: ocp.CheckpointManager, state) -> None:

@@ -16,13 +16,14 @@ def parse_flags(argv: list[str]) -> list[str]:
   """absl's parsing, with any flag or config error reported on one line."""
   try:
     return flags.FLAGS(argv)
-  except Exception as e:   # flags.Error, and what a config file or override raises
+  except Exception as e:  # flags.Error, and what a config file or override raises
     text = str(e).strip()
     missing = re.fullmatch(r"""["']*(\w+)["']*""", text)
-    if missing:   # ml_collections reports an unknown override as a bare KeyError of its name
+    if missing:  # ml_collections reports an unknown override as a bare KeyError of its name
       key = missing.group(1)
       where = [a.split("=")[0] for a in argv if re.search(rf"\.{key}(=|$)", a.split("=")[0])]
-      fail(f"unknown config field {where[0] if where else key!r}: no such key in the experiment's config")
+      field = where[0] if where else key
+      fail(f"unknown config field {field!r}: no such key in the experiment's config")
     fail(text.splitlines()[-1] if text else type(e).__name__)
 
 

@@ -17,10 +17,21 @@ TOY_DATASETS = ("ring8", "grid25")
 
 # Fields that may change when a run is resumed: how long and how often, not what is trained.
 RESUMABLE_CHANGES = (
-    "train.num_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
-    "data.manual_dir", "data.data_dir", "data.download", "data.path", "parallel.num_devices",
-    "parallel.cpu_devices", "parallel.cpu_async_dispatch", "eval_every", "eval_samples",
-    "eval_classifier",
+  "train.num_steps",
+  "log_every",
+  "sample_every",
+  "checkpoint_every",
+  "keep_checkpoints",
+  "data.manual_dir",
+  "data.data_dir",
+  "data.download",
+  "data.path",
+  "parallel.num_devices",
+  "parallel.cpu_devices",
+  "parallel.cpu_async_dispatch",
+  "eval_every",
+  "eval_samples",
+  "eval_classifier",
 )
 
 
@@ -41,11 +52,11 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.loss = "non_saturating"
-  c.n_critic = 1          # D updates per G update
-  c.clip_value = 0.0      # WGAN weight clipping of D's parameters; 0 = off
-  c.gp_weight = 10.0      # lambda of the WGAN-GP penalty (used by loss=wgan_gp only)
-  c.r1_gamma = 0.0        # R1 penalty on real data, gamma/2 * E||grad D(x)||^2; 0 = off
-  c.ema_decay = 0.0       # EMA of G's weights, used for samples; 0 = off
+  c.n_critic = 1  # D updates per G update
+  c.clip_value = 0.0  # WGAN weight clipping of D's parameters; 0 = off
+  c.gp_weight = 10.0  # lambda of the WGAN-GP penalty (used by loss=wgan_gp only)
+  c.r1_gamma = 0.0  # R1 penalty on real data, gamma/2 * E||grad D(x)||^2; 0 = off
+  c.ema_decay = 0.0  # EMA of G's weights, used for samples; 0 = off
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "dcgan"
@@ -54,11 +65,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.ndf = 64
   c.model.g_norm = "batch"
   c.model.d_norm = "batch"
-  c.model.g_hidden = (256, 256)   # mlp only
-  c.model.d_hidden = (256, 256)   # mlp only
-  c.model.d_maxout = 0            # mlp only: maxout pieces per D unit (Goodfellow et al.); 0 = LeakyReLU
-  c.model.g_output = "tanh"       # "linear" for unbounded data (2-D toys)
-  c.model.dtype = "float32"       # compute dtype of G and D; "bfloat16" on accelerators (params stay f32)
+  c.model.g_hidden = (256, 256)  # mlp only
+  c.model.d_hidden = (256, 256)  # mlp only
+  c.model.d_maxout = 0  # mlp only: maxout pieces per D unit (Goodfellow et al.); 0 = LeakyReLU
+  c.model.g_output = "tanh"  # "linear" for unbounded data (2-D toys)
+  c.model.dtype = (
+    "float32"  # compute dtype of G and D; "bfloat16" on accelerators (params stay f32)
+  )
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.g = _optimizer(2e-4, 0.5, 0.999)
@@ -66,27 +79,27 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "tfds"
-  c.data.name = "mnist"       # tfds name, or ring8/grid25 for source=toy
+  c.data.name = "mnist"  # tfds name, or ring8/grid25 for source=toy
   c.data.split = "train"
-  c.data.path = ""            # .npz file (source=npz) or folder of PNGs (source=folder)
-  c.data.manual_dir = ""      # folder with the dataset's original files, for offline tfds
-  c.data.data_dir = ""        # tfds data dir; "" = tfds's default
-  c.data.download = False     # let tfds fetch a dataset that is neither prepared nor in manual_dir
-  c.data.image_size = 0       # resize images to this square size; 0 = keep
-  c.data.shape = ()           # filled in at start-up from the data: (H, W, C) or (2,)
+  c.data.path = ""  # .npz file (source=npz) or folder of PNGs (source=folder)
+  c.data.manual_dir = ""  # folder with the dataset's original files, for offline tfds
+  c.data.data_dir = ""  # tfds data dir; "" = tfds's default
+  c.data.download = False  # let tfds fetch a dataset that is neither prepared nor in manual_dir
+  c.data.image_size = 0  # resize images to this square size; 0 = keep
+  c.data.shape = ()  # filled in at start-up from the data: (H, W, C) or (2,)
 
   c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 64     # global batch, split over devices and hosts
-  c.train.num_steps = 5000    # one step = n_critic D updates + one G update
+  c.train.batch_size = 64  # global batch, split over devices and hosts
+  c.train.num_steps = 5000  # one step = n_critic D updates + one G update
 
   c.log_every = 50
   c.sample_every = 500
   c.checkpoint_every = 1000
   c.keep_checkpoints = 3
-  c.num_samples = 64          # size of the fixed-noise sample grid
-  c.eval_every = 0            # evaluate (gan_jax.evaluate's metrics) every this many steps; 0 = off
-  c.eval_samples = 0          # generated samples per evaluation; 0 = 2500 for 2-D toys, else 10000
-  c.eval_classifier = ""      # gan_jax.classifier directory, needed for image metrics
+  c.num_samples = 64  # size of the fixed-noise sample grid
+  c.eval_every = 0  # evaluate (gan_jax.evaluate's metrics) every this many steps; 0 = off
+  c.eval_samples = 0  # generated samples per evaluation; 0 = 2500 for 2-D toys, else 10000
+  c.eval_classifier = ""  # gan_jax.classifier directory, needed for image metrics
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.num_devices = 0  # 0 = all local devices
@@ -119,8 +132,8 @@ def toy_config(dataset: str) -> ml_collections.ConfigDict:
   c.train.num_steps = 3000
   c.sample_every = 500
   c.checkpoint_every = 1000
-  c.num_samples = 2500   # the PacGAN protocol's sample count
-  c.parallel.cpu_async_dispatch = True   # ~15 ms steps: overlapping Python's work pays
+  c.num_samples = 2500  # the PacGAN protocol's sample count
+  c.parallel.cpu_async_dispatch = True  # ~15 ms steps: overlapping Python's work pays
   return c
 
 
@@ -157,18 +170,39 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _choice(config, "data.name", TOY_DATASETS)
   if config.data.source in ("npz", "folder") and not config.data.path:
     raise UserError(f"config.data.source={config.data.source} needs --config.data.path=PATH")
-  for field in ("n_critic", "train.batch_size", "log_every", "sample_every", "checkpoint_every",
-                "keep_checkpoints", "num_samples", "model.nz", "model.ngf", "model.ndf"):
+  for field in (
+    "n_critic",
+    "train.batch_size",
+    "log_every",
+    "sample_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "num_samples",
+    "model.nz",
+    "model.ngf",
+    "model.ndf",
+  ):
     _positive(config, field, _get(config, field))
-  for field in ("clip_value", "gp_weight", "r1_gamma", "train.num_steps", "data.image_size",
-                "parallel.num_devices", "parallel.cpu_devices", "model.d_maxout", "eval_every",
-                "eval_samples"):
+  for field in (
+    "clip_value",
+    "gp_weight",
+    "r1_gamma",
+    "train.num_steps",
+    "data.image_size",
+    "parallel.num_devices",
+    "parallel.cpu_devices",
+    "model.d_maxout",
+    "eval_every",
+    "eval_samples",
+  ):
     _positive(config, field, _get(config, field), allow_zero=True)
   if not 0.0 <= config.ema_decay < 1.0:
     raise UserError(f"config.ema_decay={config.ema_decay} must be in [0, 1)")
   if config.eval_every and config.data.source != "toy" and not config.eval_classifier:
-    raise UserError("config.eval_every on images needs config.eval_classifier=DIR "
-                    "(python -m gan_jax.classifier trains one)")
+    raise UserError(
+      "config.eval_every on images needs config.eval_classifier=DIR "
+      "(python -m gan_jax.classifier trains one)"
+    )
   if config.loss == "wgan_gp" and config.gp_weight == 0:
     raise UserError("config.loss=wgan_gp needs config.gp_weight > 0")
 
@@ -198,5 +232,6 @@ def check_same_experiment(saved: dict, config: ml_collections.ConfigDict) -> Non
       continue
     if old.get(key) != new.get(key):
       raise UserError(
-          f"the workdir holds a different experiment ({key}: {old.get(key)!r} there, "
-          f"{new.get(key)!r} now); use a new --workdir or the same config")
+        f"the workdir holds a different experiment ({key}: {old.get(key)!r} there, "
+        f"{new.get(key)!r} now); use a new --workdir or the same config"
+      )

@@ -12,15 +12,20 @@ from gan_jax import UserError
 
 # XLA aborts a CPU collective whose participants arrive more than 40 s apart, which a loaded host
 # (several processes sharing a few cores) can cause; a slow step is not a deadlock.
-_COLLECTIVE_FLAGS = ("--xla_cpu_collective_call_warn_stuck_timeout_seconds=120 "
-                     "--xla_cpu_collective_call_terminate_timeout_seconds=1800")
+_COLLECTIVE_FLAGS = (
+  "--xla_cpu_collective_call_warn_stuck_timeout_seconds=120 "
+  "--xla_cpu_collective_call_terminate_timeout_seconds=1800"
+)
 
 # XLA:CPU hands convolutions, matmuls and reductions to YNNPACK by default. Its convolutions run the
 # DCGAN layers slower than XLA's own (Eigen) ones, so YNNPACK keeps matmuls and reductions only.
-COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type":
-                    "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+COMPILER_OPTIONS = {
+  "xla_cpu_experimental_ynn_fusion_type": (
+    "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+  )
+}
 
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4   # glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 
 
 def configure(devices: int, async_dispatch: bool) -> None:
@@ -29,13 +34,14 @@ def configure(devices: int, async_dispatch: bool) -> None:
   jax.config.update("jax_cpu_enable_async_dispatch", async_dispatch)
   if not devices:
     return
-  if devices > 1:   # flags given in XLA_FLAGS come later and win
+  if devices > 1:  # flags given in XLA_FLAGS come later and win
     os.environ["XLA_FLAGS"] = f"{_COLLECTIVE_FLAGS} {os.environ.get('XLA_FLAGS', '')}".strip()
   try:
     jax.config.update("jax_num_cpu_devices", devices)
   except RuntimeError as e:
-    raise UserError("config.parallel.cpu_devices must be set before JAX starts "
-                    "(give it on the command line)") from e
+    raise UserError(
+      "config.parallel.cpu_devices must be set before JAX starts (give it on the command line)"
+    ) from e
 
 
 def _on_cpu(mesh: jax.sharding.Mesh) -> bool:
@@ -55,8 +61,12 @@ def reuse_freed_memory(mesh: jax.sharding.Mesh) -> None:
   its pages again. Serving large blocks from the heap and not trimming it stops that, for a little
   more peak memory. Malloc settings given in the environment (GLIBC_TUNABLES, MALLOC_*_) win.
   """
-  if (not _on_cpu(mesh) or platform.libc_ver()[0] != "glibc" or "GLIBC_TUNABLES" in os.environ
-      or any(name.startswith("MALLOC_") for name in os.environ)):
+  if (
+    not _on_cpu(mesh)
+    or platform.libc_ver()[0] != "glibc"
+    or "GLIBC_TUNABLES" in os.environ
+    or any(name.startswith("MALLOC_") for name in os.environ)
+  ):
     return
   libc = ctypes.CDLL(None)
   libc.mallopt(_M_MMAP_MAX, 0)

@@ -24,15 +24,17 @@ _OUT = flags.DEFINE_string("out", "curves.png", "picture written by `plot`")
 
 def main(argv: list[str]) -> None:
   logging.set_verbosity(logging.ERROR)
-  from gan_jax import plotting, reference   # after flag parsing, as every command
+  from gan_jax import plotting, reference  # after flag parsing, as every command
+
   command, args = (argv[1], argv[2:]) if len(argv) > 1 else (None, [])
   config_args = [a for a in args if a.startswith("--config.")]
   args = [a for a in args if not a.startswith("--config.")]
   rtol, atol = _RTOL.value, _ATOL.value
   try:
     if command == "compare" and len(args) == 2:
-      agree, lines = reference.compare(reference.load(args[0]), reference.load(args[1]),
-                                       _METRICS.value, rtol, atol)
+      agree, lines = reference.compare(
+        reference.load(args[0]), reference.load(args[1]), _METRICS.value, rtol, atol
+      )
     elif command == "reproduce" and len(args) == 1:
       agree, lines = reference.reproduce(args[0], _METRICS.value, rtol, atol, config_args)
     elif command == "record" and len(args) == 1:
@@ -40,8 +42,7 @@ def main(argv: list[str]) -> None:
       print(f"recorded {args[0]}")
       return
     elif command == "plot" and args:
-      plotting.save_overlay({run: reference.load(run) for run in args}, _OUT.value,
-                            _METRICS.value)
+      plotting.save_overlay({run: reference.load(run) for run in args}, _OUT.value, _METRICS.value)
       print(f"wrote {_OUT.value}")
       return
     else:

@@ -16,13 +16,17 @@ from gan_jax import UserError
 from gan_jax.cli import fail, parse_flags
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory written by gan_jax.main")
-_NUM_SAMPLES = flags.DEFINE_integer("num_samples", None,
-                                    "generated samples (default 10000; 2500 for 2-D toys)")
+_NUM_SAMPLES = flags.DEFINE_integer(
+  "num_samples", None, "generated samples (default 10000; 2500 for 2-D toys)"
+)
 _STEP = flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)")
 _CLASSIFIER = flags.DEFINE_string("classifier", "", "gan_jax.classifier directory (image runs)")
 _INCEPTION = flags.DEFINE_string(
-    "inception_weights", "", "local file of the FID Inception-v3 weights (pytorch-fid's .pth or "
-    "its state dict as .npz/.pkl, or jax-fid's pickle)")
+  "inception_weights",
+  "",
+  "local file of the FID Inception-v3 weights (pytorch-fid's .pth or "
+  "its state dict as .npz/.pkl, or jax-fid's pickle)",
+)
 _REAL_SPLIT = flags.DEFINE_string("real_split", "test", "real split the samples are compared with")
 _SEED = flags.DEFINE_integer("seed", 0, "seed of the generated samples")
 
@@ -31,17 +35,26 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1 or not _WORKDIR.value:
     fail("usage: python -m gan_jax.evaluate --workdir=DIR [--classifier=DIR] [--num_samples=N]")
   logging.set_verbosity(logging.ERROR)
-  import jax   # after flag parsing, as every command
+  import jax  # after flag parsing, as every command
 
   from gan_jax import run_dir
   from gan_jax.metrics import evaluation
+
   try:
     exp, state = run_dir.restore(_WORKDIR.value, _STEP.value)
     num = _NUM_SAMPLES.value or evaluation.default_num_samples(exp.config)
     samples = exp.sample(state, exp.noise(jax.random.key(_SEED.value), num))
-    result = {"step": int(state.step), "seed": _SEED.value, **evaluation.sample_metrics(
-        samples, exp.config, _CLASSIFIER.value or exp.config.eval_classifier, _REAL_SPLIT.value,
-        _INCEPTION.value)}
+    result = {
+      "step": int(state.step),
+      "seed": _SEED.value,
+      **evaluation.sample_metrics(
+        samples,
+        exp.config,
+        _CLASSIFIER.value or exp.config.eval_classifier,
+        _REAL_SPLIT.value,
+        _INCEPTION.value,
+      ),
+    }
   except UserError as e:
     fail(str(e))
   with open(os.path.join(_WORKDIR.value, "eval.json"), "w") as f:

@@ -8,7 +8,7 @@ stacked trials (see gan_jax.trials).
 
 import dataclasses
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import ml_collections
@@ -17,23 +17,32 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from gan_jax import cpu, models, parallel
-from gan_jax.train_step import DATA_AXIS, GAN, TrainState, generate, init_state, make_gan
-from gan_jax.train_step import state_hparams, train_step
+from gan_jax.train_step import (
+  DATA_AXIS,
+  GAN,
+  TrainState,
+  generate,
+  init_state,
+  make_gan,
+  state_hparams,
+  train_step,
+)
 
 
 def run_keys(seed: int) -> dict[str, jax.Array]:
   """Every random stream of a run, derived from the one seed."""
   init_key, train_key, sample_key = jax.random.split(jax.random.key(seed), 3)
-  return dict(init=init_key, train=train_key, samples=sample_key,
-              eval=jax.random.fold_in(sample_key, 1))
+  return dict(
+    init=init_key, train=train_key, samples=sample_key, eval=jax.random.fold_in(sample_key, 1)
+  )
 
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-  config: ml_collections.ConfigDict   # validated, data.shape known
+  config: ml_collections.ConfigDict  # validated, data.shape known
   mesh: jax.sharding.Mesh
   gan: GAN
-  step: Callable       # (state, batch, key) -> (state, metrics): the train step on `mesh`
+  step: Callable  # (state, batch, key) -> (state, metrics): the train step on `mesh`
   _init: Callable
   _generate: Callable
 
@@ -53,9 +62,12 @@ class Experiment:
   def sample(self, state: TrainState, z: jax.Array, chunk: int = 1000) -> np.ndarray:
     """G's float32 outputs for noise `z`, in eval mode (BatchNorm's running statistics), with the
     EMA weights: they are G's own when ema_decay is 0."""
-    return np.concatenate([np.asarray(self._generate(state.ema_params, state.g_stats,
-                                                     z[i:i + chunk]))
-                           for i in range(0, len(z), chunk)])
+    return np.concatenate(
+      [
+        np.asarray(self._generate(state.ema_params, state.g_stats, z[i : i + chunk]))
+        for i in range(0, len(z), chunk)
+      ]
+    )
 
 
 def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Experiment:
@@ -64,7 +76,8 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Experim
   parallel.check_batch_divides(config.train.batch_size, mesh)
   cpu.reuse_freed_memory(mesh)
   gan = make_gan(config, *models.build(config, shape, axis_name=DATA_AXIS))
-  init = jax.jit(functools.partial(init_state, gan, data_shape=shape),
-                 out_shardings=NamedSharding(mesh, P()))
+  init = jax.jit(
+    functools.partial(init_state, gan, data_shape=shape), out_shardings=NamedSharding(mesh, P())
+  )
   step = parallel.parallelize(functools.partial(train_step, gan), mesh)
   return Experiment(config, mesh, gan, step, init, jax.jit(functools.partial(generate, gan)))

@@ -18,7 +18,9 @@ def sweep(field: str, values) -> list[dict]:
 
 def product(*sweeps: list[dict]) -> list[dict]:
   """Every combination (a grid search)."""
-  return [dict(kv for trial in combo for kv in trial.items()) for combo in itertools.product(*sweeps)]
+  return [
+    dict(kv for trial in combo for kv in trial.items()) for combo in itertools.product(*sweeps)
+  ]
 
 
 def zipit(*sweeps: list[dict]) -> list[dict]:
@@ -46,7 +48,10 @@ def choice(values):
 
 
 def random_search(num_trials: int, seed: int = 0, **distributions) -> list[dict]:
-  """`num_trials` draws; keyword names use "__" for "." (optimizer__d__lr=log_uniform(1e-5, 1e-3))."""
+  """`num_trials` draws; keyword names use "__" for "."
+  (optimizer__d__lr=log_uniform(1e-5, 1e-3))."""
   rng = np.random.default_rng(seed)
-  columns = {field.replace("__", "."): draw(rng, num_trials) for field, draw in distributions.items()}
+  columns = {
+    field.replace("__", "."): draw(rng, num_trials) for field, draw in distributions.items()
+  }
   return [{field: values[i] for field, values in columns.items()} for i in range(num_trials)]

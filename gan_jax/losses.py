@@ -9,7 +9,8 @@ def _mean_softplus(x):
   return jnp.mean(jax.nn.softplus(x))
 
 
-# -log D(x) = softplus(-l) and -log(1 - D(x)) = softplus(l) for D = sigmoid(l): stable for any logit.
+# -log D(x) = softplus(-l) and -log(1 - D(x)) = softplus(l) for D = sigmoid(l): stable for any
+# logit.
 def _cross_entropy_d(real, fake):
   """D maximises log D(x) + log(1 - D(G(z)))."""
   return _mean_softplus(-real) + _mean_softplus(fake)
@@ -41,7 +42,7 @@ def _critic_g(fake):
 
 # LSGAN (Mao et al.) with targets a=0, b=c=1.
 def _least_squares_d(real, fake):
-  return 0.5 * jnp.mean((real - 1.0) ** 2) + 0.5 * jnp.mean(fake ** 2)
+  return 0.5 * jnp.mean((real - 1.0) ** 2) + 0.5 * jnp.mean(fake**2)
 
 
 def _least_squares_g(fake):
@@ -50,12 +51,12 @@ def _least_squares_g(fake):
 
 # loss name -> (D's loss of (real outputs, fake outputs), G's loss of fake outputs)
 LOSSES = {
-    "minimax": (_cross_entropy_d, _minimax_g),
-    "non_saturating": (_cross_entropy_d, _non_saturating_g),
-    "wasserstein": (_wasserstein_d, _critic_g),
-    "wgan_gp": (_wasserstein_d, _critic_g),
-    "hinge": (_hinge_d, _critic_g),
-    "least_squares": (_least_squares_d, _least_squares_g),
+  "minimax": (_cross_entropy_d, _minimax_g),
+  "non_saturating": (_cross_entropy_d, _non_saturating_g),
+  "wasserstein": (_wasserstein_d, _critic_g),
+  "wgan_gp": (_wasserstein_d, _critic_g),
+  "hinge": (_hinge_d, _critic_g),
+  "least_squares": (_least_squares_d, _least_squares_g),
 }
 
 
@@ -78,7 +79,8 @@ def _input_grad_norms(d_fn, x):
 
 
 def gradient_penalty(d_fn, real, fake, eps):
-  """Gulrajani et al.: E[(||grad D(x_hat)||_2 - 1)^2], x_hat = eps x + (1 - eps) G(z), eps ~ U[0, 1]."""
+  """Gulrajani et al.: E[(||grad D(x_hat)||_2 - 1)^2], x_hat = eps x + (1 - eps) G(z),
+  eps ~ U[0, 1]."""
   eps = eps.reshape((-1,) + (1,) * (real.ndim - 1))
   x_hat = eps * real + (1.0 - eps) * fake
   return jnp.mean((_input_grad_norms(d_fn, x_hat) - 1.0) ** 2)

@@ -6,8 +6,9 @@ from ml_collections import config_flags
 from gan_jax import UserError
 from gan_jax.cli import fail, load_config, parse_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file (experiments/*.py)",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "experiment file (experiments/*.py)", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory; an existing one is resumed")
 _MULTIHOST = flags.DEFINE_bool("multihost", False, "call jax.distributed.initialize() first")
 
@@ -15,7 +16,8 @@ _MULTIHOST = flags.DEFINE_bool("multihost", False, "call jax.distributed.initial
 def main(argv: list[str]) -> None:
   config = load_config(argv, _CONFIG, _WORKDIR)
   logging.set_verbosity(logging.ERROR)
-  from gan_jax import cpu, parallel, train   # after flag parsing: imports JAX
+  from gan_jax import cpu, parallel, train  # after flag parsing: imports JAX
+
   if _MULTIHOST.value:
     parallel.initialize_multihost()
   try:

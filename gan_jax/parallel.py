@@ -28,8 +28,9 @@ def make_mesh(num_devices: int = 0, backend: str | None = None) -> jax.sharding.
   devices = jax.devices(backend)
   if num_devices:
     if num_devices > len(devices):
-      raise UserError(f"config.parallel.num_devices={num_devices} but only {len(devices)} "
-                      "devices exist")
+      raise UserError(
+        f"config.parallel.num_devices={num_devices} but only {len(devices)} devices exist"
+      )
     devices = devices[:num_devices]
   return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices, axis_types=(AUTO,))
 
@@ -38,8 +39,12 @@ def make_trial_mesh(num_trials: int, num_devices: int = 0) -> jax.sharding.Mesh:
   """A (trial, data) mesh: trials spread over as many devices as divide their number."""
   devices = make_mesh(num_devices).devices.reshape(-1)
   trial_devices = math.gcd(num_trials, len(devices))
-  return jax.make_mesh((trial_devices, len(devices) // trial_devices), (TRIAL_AXIS, DATA_AXIS),
-                       devices=devices, axis_types=(AUTO, AUTO))
+  return jax.make_mesh(
+    (trial_devices, len(devices) // trial_devices),
+    (TRIAL_AXIS, DATA_AXIS),
+    devices=devices,
+    axis_types=(AUTO, AUTO),
+  )
 
 
 def stacks_trials(mesh: jax.sharding.Mesh) -> bool:
@@ -48,8 +53,10 @@ def stacks_trials(mesh: jax.sharding.Mesh) -> bool:
 
 def check_batch_divides(global_batch: int, mesh: jax.sharding.Mesh) -> None:
   if global_batch % mesh.shape[DATA_AXIS]:
-    raise UserError(f"config.train.batch_size={global_batch} is not divisible by the "
-                    f"{mesh.shape[DATA_AXIS]} devices of the mesh's data axis")
+    raise UserError(
+      f"config.train.batch_size={global_batch} is not divisible by the "
+      f"{mesh.shape[DATA_AXIS]} devices of the mesh's data axis"
+    )
 
 
 def state_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
@@ -60,8 +67,9 @@ def state_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
 def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
   """Batches are (n_critic, global_batch, ...), stacked ones (trials, n_critic, global_batch, ...);
   each batch is split over the data axis."""
-  return NamedSharding(mesh, P(TRIAL_AXIS, None, DATA_AXIS) if stacks_trials(mesh)
-                       else P(None, DATA_AXIS))
+  return NamedSharding(
+    mesh, P(TRIAL_AXIS, None, DATA_AXIS) if stacks_trials(mesh) else P(None, DATA_AXIS)
+  )
 
 
 def parallelize(step_fn, mesh: jax.sharding.Mesh):
@@ -74,8 +82,13 @@ def parallelize(step_fn, mesh: jax.sharding.Mesh):
   state = state_sharding(mesh).spec
   if stacks_trials(mesh):
     step_fn = jax.vmap(step_fn)
-  mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(state, batch_sharding(mesh).spec, state),
-                         out_specs=(state, state), check_vma=False)
+  mapped = jax.shard_map(
+    step_fn,
+    mesh=mesh,
+    in_specs=(state, batch_sharding(mesh).spec, state),
+    out_specs=(state, state),
+    check_vma=False,
+  )
   return jax.jit(mapped, donate_argnums=0, compiler_options=cpu.compiler_options(mesh))
 
 

@@ -20,7 +20,7 @@ def image_grid(images: np.ndarray) -> np.ndarray:
   pixels = to_uint8(images)
   for i, image in enumerate(pixels):
     r, q = divmod(i, cols)
-    grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = image
+    grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + q * (w + 1) : 1 + q * (w + 1) + w] = image
   return grid
 
 

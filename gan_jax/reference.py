@@ -17,7 +17,6 @@ import optax
 
 from gan_jax import cpu, reporting
 
-
 # Set by tests and by users for other purposes; a reference run is made and reproduced without them.
 _ENV_LEFT_OUT = ("XLA_FLAGS", "JAX_DISABLE_MOST_OPTIMIZATIONS", "JAX_ENABLE_X64")
 
@@ -29,13 +28,17 @@ def load(run: str) -> list[dict]:
   return reporting.read_metrics(path)
 
 
-def compare(a: list[dict], b: list[dict], metrics, rtol: float, atol: float) -> tuple[bool, list[str]]:
+def compare(
+  a: list[dict], b: list[dict], metrics, rtol: float, atol: float
+) -> tuple[bool, list[str]]:
   """(agree, report lines): per metric the largest deviation and where it happens."""
   steps_a, steps_b = [r["step"] for r in a], [r["step"] for r in b]
   if steps_a != steps_b:
     only = sorted(set(steps_a) ^ set(steps_b))
-    return False, [f"the runs log different steps ({len(steps_a)} vs {len(steps_b)} records; "
-                   f"first differing step {only[0] if only else '?'})"]
+    return False, [
+      f"the runs log different steps ({len(steps_a)} vs {len(steps_b)} records; "
+      f"first differing step {only[0] if only else '?'})"
+    ]
   agree, lines = True, []
   for key in metrics:
     x = np.array([r.get(key, np.nan) for r in a], np.float64)
@@ -49,9 +52,11 @@ def compare(a: list[dict], b: list[dict], metrics, rtol: float, atol: float) -> 
     agree &= ok
     relative = deviation[worst] / max(abs(y[worst]), 1e-30)
     where = f"at step {steps_a[worst]} ({x[worst]:.9g} vs {y[worst]:.9g})"
-    lines.append(f"{key}: {'ok' if ok else 'DIFFERENT'}  max |a-b| = {deviation[worst]:.3g} "
-                 f"(relative {relative:.3g}) {where}; {int(bad.sum())} of {len(x)} steps beyond "
-                 "tolerance")
+    lines.append(
+      f"{key}: {'ok' if ok else 'DIFFERENT'}  max |a-b| = {deviation[worst]:.3g} "
+      f"(relative {relative:.3g}) {where}; {int(bad.sum())} of {len(x)} steps beyond "
+      "tolerance"
+    )
   return agree, lines
 
 
@@ -62,16 +67,28 @@ def _clean_env() -> dict:
 def run_reference(path: str, reference: dict, workdir: str, extra_args=()) -> None:
   """Train the reference's experiment (its path is relative to the reference file) in `workdir`."""
   config = os.path.join(os.path.dirname(os.path.abspath(path)), reference["config"])
-  command = [sys.executable, "-m", "gan_jax.main", f"--config={config}", f"--workdir={workdir}",
-             *reference["overrides"], *extra_args]
+  command = [
+    sys.executable,
+    "-m",
+    "gan_jax.main",
+    f"--config={config}",
+    f"--workdir={workdir}",
+    *reference["overrides"],
+    *extra_args,
+  ]
   result = subprocess.run(command, env=_clean_env(), capture_output=True, text=True)
   if result.returncode:
     raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip().splitlines()[-1:]}")
 
 
 def _versions() -> dict:
-  return {"python": platform.python_version(), "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-          "flax": flax.__version__, "optax": optax.__version__}
+  return {
+    "python": platform.python_version(),
+    "jax": jax.__version__,
+    "jaxlib": jaxlib.__version__,
+    "flax": flax.__version__,
+    "optax": optax.__version__,
+  }
 
 
 def record(path: str, extra_args=()) -> None:
@@ -81,13 +98,21 @@ def record(path: str, extra_args=()) -> None:
   with tempfile.TemporaryDirectory() as workdir:
     run_reference(path, reference, workdir, extra_args)
     curve = load(workdir)
-  reference.update(platform=jax.default_backend(), device_count=1, machine=platform.machine(),
-                   cpu=cpu.name(), versions=_versions(), metrics=curve)
+  reference.update(
+    platform=jax.default_backend(),
+    device_count=1,
+    machine=platform.machine(),
+    cpu=cpu.name(),
+    versions=_versions(),
+    metrics=curve,
+  )
   with open(path, "w") as f:
     json.dump(reference, f, indent=1)
 
 
-def reproduce(path: str, metrics, rtol: float, atol: float, extra_args=()) -> tuple[bool, list[str]]:
+def reproduce(
+  path: str, metrics, rtol: float, atol: float, extra_args=()
+) -> tuple[bool, list[str]]:
   with open(path) as f:
     reference = json.load(f)
   with tempfile.TemporaryDirectory() as workdir:

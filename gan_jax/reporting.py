@@ -1,4 +1,5 @@
-"""What a run writes as it goes: metrics.jsonl, TensorBoard events and the terminal progress line."""
+"""What a run writes as it goes: metrics.jsonl, TensorBoard events and the terminal progress
+line."""
 
 import json
 import math
@@ -33,7 +34,9 @@ def read_metrics(path: str) -> list[dict]:
 
 
 def tensorboard_writer(workdir: str) -> metric_writers.MetricWriter:
-  return metric_writers.AsyncWriter(metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard")))
+  return metric_writers.AsyncWriter(
+    metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))
+  )
 
 
 class Progress:
@@ -49,8 +52,12 @@ class Progress:
     self.last_step, self.last_time = step, now
     eta = (self.num_steps - step) / rate if rate > 0 else math.inf
     losses = " ".join(f"{k} {metrics[k]:.4f}" for k in ("d_loss", "g_loss"))
-    print(f"{self.prefix}step {step}/{self.num_steps} | {losses} | {rate:.2f} steps/s | ETA {_duration(eta)}",
-          flush=True, file=sys.stdout)
+    speed = f"{rate:.2f} steps/s | ETA {_duration(eta)}"
+    print(
+      f"{self.prefix}step {step}/{self.num_steps} | {losses} | {speed}",
+      flush=True,
+      file=sys.stdout,
+    )
     return rate
 
 

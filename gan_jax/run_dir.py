@@ -7,10 +7,9 @@ import os
 
 import jax
 import ml_collections
-import numpy as np
 
-from gan_jax import UserError, checkpointing, config as config_lib, data, experiment, parallel
-from gan_jax import plotting, reporting
+from gan_jax import UserError, checkpointing, data, experiment, parallel, plotting, reporting
+from gan_jax import config as config_lib
 from gan_jax.metrics import evaluation
 from gan_jax.train_step import TrainState
 
@@ -61,8 +60,13 @@ class RunDirectory:
   losses were checked, and metrics.jsonl stays in step order.
   """
 
-  def __init__(self, exp: experiment.Experiment, config: ml_collections.ConfigDict,
-               workdir: str, name: str = ""):
+  def __init__(
+    self,
+    exp: experiment.Experiment,
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    name: str = "",
+  ):
     self.exp, self.config, self.workdir = exp, config, workdir
     self.keys = experiment.run_keys(config.seed)
     self.mngr = checkpointing.manager(workdir, config.keep_checkpoints)
@@ -108,8 +112,11 @@ class RunDirectory:
     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
     if bad:
       last = self.mngr.latest_step()
-      kept = (f"the last good checkpoint is step {last}" if last is not None
-              else "no checkpoint was saved")
+      kept = (
+        f"the last good checkpoint is step {last}"
+        if last is not None
+        else "no checkpoint was saved"
+      )
       raise UserError(f"{self.prefix}non-finite {', '.join(bad)} at step {step}; stopped, {kept}")
     if step % self.config.log_every == 0 and self.is_chief:
       self.log.write({"step": step, **metrics})
@@ -124,8 +131,9 @@ class RunDirectory:
     if not self.is_chief:
       return
     samples = self.exp.sample(state, self.noise)
-    plotting.save_samples(samples, os.path.join(self.workdir, "samples", f"step_{step:07d}.png"),
-                          self.modes)
+    plotting.save_samples(
+      samples, os.path.join(self.workdir, "samples", f"step_{step:07d}.png"), self.modes
+    )
     plotting.save_curves(self.log.records, os.path.join(self.workdir, "curves.png"))
     if samples.ndim == 4:
       self.writer.write_images(step, {"samples": plotting.image_grid(samples)[None]})

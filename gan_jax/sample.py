@@ -25,10 +25,11 @@ def main(argv: list[str]) -> None:
   if not _OUT.value.endswith((".png", ".npy")):
     fail(f"--out={_OUT.value} must end in .png or .npy")
   logging.set_verbosity(logging.ERROR)
-  import jax   # after flag parsing, as every command
+  import jax  # after flag parsing, as every command
   import numpy as np
 
   from gan_jax import data, plotting, run_dir
+
   try:
     exp, state = run_dir.restore(_WORKDIR.value, _STEP.value)
   except UserError as e:
@@ -38,8 +39,7 @@ def main(argv: list[str]) -> None:
     np.save(_OUT.value, samples.astype(np.float32))
   else:
     plotting.save_samples(samples, _OUT.value, data.toy_modes(exp.config.data))
-  print(f"wrote {len(samples)} samples of step {int(state.step)} to {_OUT.value}",
-        file=sys.stdout)
+  print(f"wrote {len(samples)} samples of step {int(state.step)} to {_OUT.value}", file=sys.stdout)
 
 
 if __name__ == "__main__":

@@ -11,20 +11,25 @@ from ml_collections import config_flags
 from gan_jax import UserError
 from gan_jax.cli import fail, load_config, parse_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file with get_sweep()",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "experiment file with get_sweep()", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "sweep directory; an existing one is resumed")
 _VECTORIZE = flags.DEFINE_enum(
-    "vectorize", "auto", ["auto", "true", "false"],
-    "train trials that share a program together; auto: on accelerators only (on XLA:CPU vmapped "
-    "convolutions run slower than one trial after another)")
+  "vectorize",
+  "auto",
+  ["auto", "true", "false"],
+  "train trials that share a program together; auto: on accelerators only (on XLA:CPU vmapped "
+  "convolutions run slower than one trial after another)",
+)
 _MAX_STACK = flags.DEFINE_integer("max_stack", 16, "at most this many trials in one program")
 
 
 def main(argv: list[str]) -> None:
   base = load_config(argv, _CONFIG, _WORKDIR)
   logging.set_verbosity(logging.ERROR)
-  from gan_jax import cpu, trials   # after flag parsing: imports JAX
+  from gan_jax import cpu, trials  # after flag parsing: imports JAX
+
   try:
     cpu.configure(base.parallel.cpu_devices, base.parallel.cpu_async_dispatch)
     sweep = trials.load_trials(config_flags.get_config_filename(flags.FLAGS["config"]))

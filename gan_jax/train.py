@@ -1,11 +1,12 @@
 """train_and_evaluate(config, workdir): the training loop around the pure train step."""
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax
 import ml_collections
 
-from gan_jax import config as config_lib, data, experiment, parallel, run_dir
+from gan_jax import config as config_lib
+from gan_jax import data, experiment, parallel, run_dir
 from gan_jax.train_step import TrainState
 
 
@@ -25,8 +26,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     return loop(config, run, exp.step, state, run.keys["train"], batches, start)
 
 
-def loop(config: ml_collections.ConfigDict, run, step_fn, state, key: jax.Array,
-         batches: Iterator[jax.Array], start: int):
+def loop(
+  config: ml_collections.ConfigDict,
+  run,
+  step_fn,
+  state,
+  key: jax.Array,
+  batches: Iterator[jax.Array],
+  start: int,
+):
   """Steps start+1 .. train.num_steps, with their checkpoints, pictures and evaluations written
   by `run` (a run_dir.RunDirectory, or trials.StackedRuns for stacked trials)."""
   num_steps = config.train.num_steps

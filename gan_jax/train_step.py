@@ -29,13 +29,13 @@ OPTIMIZER_HPARAMS = ("lr", "b1", "b2", "rms_decay")
 class TrainState:
   step: jax.Array
   g_params: Any
-  g_stats: Any          # G's BatchNorm statistics ({} without BatchNorm)
+  g_stats: Any  # G's BatchNorm statistics ({} without BatchNorm)
   d_params: Any
   d_stats: Any
   g_opt_state: Any
   d_opt_state: Any
-  ema_params: Any       # EMA of g_params (equal to g_params when ema_decay = 0)
-  hparams: Any          # LOSS_HPARAMS as arrays, so a sweep can vmap over them
+  ema_params: Any  # EMA of g_params (equal to g_params when ema_decay = 0)
+  hparams: Any  # LOSS_HPARAMS as arrays, so a sweep can vmap over them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +45,7 @@ class GAN:
   The numbers (LOSS_HPARAMS, the optimisers' hyperparameters) live in the state; here only whether
   a term is on chooses the code path.
   """
+
   generator: nn.Module
   discriminator: nn.Module
   g_tx: optax.GradientTransformation
@@ -53,8 +54,8 @@ class GAN:
   nz: int
   global_batch: int
   n_critic: int = 1
-  clip_weights: bool = False        # WGAN's weight clipping
-  gradient_penalty: bool = False    # WGAN-GP
+  clip_weights: bool = False  # WGAN's weight clipping
+  gradient_penalty: bool = False  # WGAN-GP
   r1_penalty: bool = False
 
 
@@ -69,35 +70,52 @@ def _make_optimizer(opt: ml_collections.ConfigDict) -> optax.GradientTransformat
   """Adam or RMSProp (PyTorch's eps placement) with hyperparameters kept as arrays in the state."""
   if opt.name == "adam":
     return optax.inject_hyperparams(optax.adam)(**_optimizer_hparams(opt))
-  return optax.inject_hyperparams(optax.rmsprop)(**_optimizer_hparams(opt), eps=1e-8,
-                                                 eps_in_sqrt=False)
+  return optax.inject_hyperparams(optax.rmsprop)(
+    **_optimizer_hparams(opt), eps=1e-8, eps_in_sqrt=False
+  )
 
 
 def vector_fields() -> tuple[str, ...]:
   """The config fields that configs of one program may differ in: the seed and every number the
   step reads from its state."""
-  return ("seed", *LOSS_HPARAMS,
-          *(f"optimizer.{net}.{k}" for net in "gd" for k in OPTIMIZER_HPARAMS))
+  return (
+    "seed",
+    *LOSS_HPARAMS,
+    *(f"optimizer.{net}.{k}" for net in "gd" for k in OPTIMIZER_HPARAMS),
+  )
 
 
 def state_hparams(config: ml_collections.ConfigDict) -> dict:
   """The numbers of `config` that live in the train state, as float32 arrays (gp_weight counts
   for loss=wgan_gp only)."""
-  loss = dict(clip_value=config.clip_value,
-              gp_weight=config.gp_weight if config.loss == "wgan_gp" else 0.0,
-              r1_gamma=config.r1_gamma, ema_decay=config.ema_decay)
+  loss = dict(
+    clip_value=config.clip_value,
+    gp_weight=config.gp_weight if config.loss == "wgan_gp" else 0.0,
+    r1_gamma=config.r1_gamma,
+    ema_decay=config.ema_decay,
+  )
   as_arrays = lambda numbers: {k: jnp.asarray(v, jnp.float32) for k, v in numbers.items()}
-  return dict(loss=as_arrays(loss), g=as_arrays(_optimizer_hparams(config.optimizer.g)),
-              d=as_arrays(_optimizer_hparams(config.optimizer.d)))
+  return dict(
+    loss=as_arrays(loss),
+    g=as_arrays(_optimizer_hparams(config.optimizer.g)),
+    d=as_arrays(_optimizer_hparams(config.optimizer.d)),
+  )
 
 
 def make_gan(config: ml_collections.ConfigDict, generator, discriminator) -> GAN:
   return GAN(
-      generator=generator, discriminator=discriminator,
-      g_tx=_make_optimizer(config.optimizer.g), d_tx=_make_optimizer(config.optimizer.d),
-      loss=config.loss, nz=config.model.nz, global_batch=config.train.batch_size,
-      n_critic=config.n_critic, clip_weights=config.clip_value > 0,
-      gradient_penalty=config.loss == "wgan_gp", r1_penalty=config.r1_gamma > 0)
+    generator=generator,
+    discriminator=discriminator,
+    g_tx=_make_optimizer(config.optimizer.g),
+    d_tx=_make_optimizer(config.optimizer.d),
+    loss=config.loss,
+    nz=config.model.nz,
+    global_batch=config.train.batch_size,
+    n_critic=config.n_critic,
+    clip_weights=config.clip_value > 0,
+    gradient_penalty=config.loss == "wgan_gp",
+    r1_penalty=config.r1_gamma > 0,
+  )
 
 
 def init_state(gan: GAN, key: jax.Array, data_shape: tuple[int, ...], hparams: dict) -> TrainState:
@@ -109,13 +127,19 @@ def init_state(gan: GAN, key: jax.Array, data_shape: tuple[int, ...], hparams: d
   g_params, g_stats = g_vars["params"], {k: v for k, v in g_vars.items() if k != "params"}
   d_params, d_stats = d_vars["params"], {k: v for k, v in d_vars.items() if k != "params"}
   with_numbers = lambda opt_state, numbers: opt_state._replace(
-      hyperparams={**opt_state.hyperparams, **numbers})
+    hyperparams={**opt_state.hyperparams, **numbers}
+  )
   return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      g_params=g_params, g_stats=g_stats, d_params=d_params, d_stats=d_stats,
-      g_opt_state=with_numbers(gan.g_tx.init(g_params), hparams["g"]),
-      d_opt_state=with_numbers(gan.d_tx.init(d_params), hparams["d"]),
-      ema_params=g_params, hparams=hparams["loss"])
+    step=jnp.zeros((), jnp.int32),
+    g_params=g_params,
+    g_stats=g_stats,
+    d_params=d_params,
+    d_stats=d_stats,
+    g_opt_state=with_numbers(gan.g_tx.init(g_params), hparams["g"]),
+    d_opt_state=with_numbers(gan.d_tx.init(d_params), hparams["d"]),
+    ema_params=g_params,
+    hparams=hparams["loss"],
+  )
 
 
 def _local_slice(x, axis):
@@ -134,6 +158,7 @@ def _apply(module, params, stats, x):
 
 def _critic_update(gan: GAN, state: TrainState, real, fake, gp_eps):
   """One D update on a real and a (fixed) generated batch."""
+
   def loss_fn(d_params):
     real_out, stats = _apply(gan.discriminator, d_params, state.d_stats, real)
     fake_out, stats = _apply(gan.discriminator, d_params, stats, fake)
@@ -165,6 +190,7 @@ def _critic_update(gan: GAN, state: TrainState, real, fake, gp_eps):
 
 def _generator_update(gan: GAN, state: TrainState, fake, g_vjp):
   """One G update through D (already updated), backpropagated into G by `g_vjp` of `fake`."""
+
   def loss_of_fake(fake):
     fake_out, _ = _apply(gan.discriminator, state.d_params, state.d_stats, fake)
     return losses.generator_loss(gan.loss, fake_out)
@@ -194,10 +220,12 @@ def train_step(gan: GAN, state: TrainState, batch, key):
 
   if gan.n_critic == 1:
     # The D and the G update share one generated batch, as pytorch/examples dcgan.
-    fake, g_vjp, g_stats = jax.vjp(lambda p: _apply(gan.generator, p, state.g_stats, z[0]),
-                                   state.g_params, has_aux=True)
-    state, d_metrics = _critic_update(gan, state.replace(g_stats=g_stats), real[0],
-                                      lax.stop_gradient(fake), gp_eps[0])
+    fake, g_vjp, g_stats = jax.vjp(
+      lambda p: _apply(gan.generator, p, state.g_stats, z[0]), state.g_params, has_aux=True
+    )
+    state, d_metrics = _critic_update(
+      gan, state.replace(g_stats=g_stats), real[0], lax.stop_gradient(fake), gp_eps[0]
+    )
   else:
     # A scan compiles one critic update, not n_critic copies; G then regenerates the last batch
     # (same z, same parameters: the same images) for its own update.
@@ -205,10 +233,12 @@ def train_step(gan: GAN, state: TrainState, batch, key):
       z_i, real_i, eps_i = inputs
       fake, g_stats = _apply(gan.generator, state.g_params, state.g_stats, z_i)
       return _critic_update(gan, state.replace(g_stats=g_stats), real_i, fake, eps_i)
+
     state, d_metrics = lax.scan(critic_update, state, (z, real, gp_eps))
     d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
-    fake, g_vjp = jax.vjp(lambda p: _apply(gan.generator, p, state.g_stats, z[-1])[0],
-                          state.g_params)
+    fake, g_vjp = jax.vjp(
+      lambda p: _apply(gan.generator, p, state.g_stats, z[-1])[0], state.g_params
+    )
   state, g_metrics = _generator_update(gan, state, fake, g_vjp)
   metrics = lax.pmean({**d_metrics, **g_metrics}, DATA_AXIS)
   return state.replace(step=state.step + 1), metrics

@@ -16,8 +16,19 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gan_jax import UserError, checkpointing, config as config_lib, data, experiment, hyper
-from gan_jax import parallel, plotting, reporting, run_dir, train
+from gan_jax import (
+  UserError,
+  checkpointing,
+  data,
+  experiment,
+  hyper,
+  parallel,
+  plotting,
+  reporting,
+  run_dir,
+  train,
+)
+from gan_jax import config as config_lib
 from gan_jax.train_step import TrainState, vector_fields
 
 
@@ -50,7 +61,7 @@ def program_key(config: ml_collections.ConfigDict) -> str:
   """Equal for configs that compile to the same vmappable program."""
   numbers = vector_fields()
   flat = {k: v for k, v in config_lib.flatten(config.to_dict()).items() if k not in numbers}
-  flat["code_paths"] = [config.clip_value > 0, config.r1_gamma > 0]   # branches, not numbers
+  flat["code_paths"] = [config.clip_value > 0, config.r1_gamma > 0]  # branches, not numbers
   return json.dumps(flat, sort_keys=True)
 
 
@@ -60,7 +71,7 @@ def group_trials(configs, vectorize: bool, max_stack: int) -> list[list[int]]:
   groups: dict[str, list[int]] = {}
   for i, c in enumerate(configs):
     groups.setdefault(program_key(c), []).append(i)
-  return [g[s:s + max_stack] for g in groups.values() for s in range(0, len(g), max_stack)]
+  return [g[s : s + max_stack] for g in groups.values() for s in range(0, len(g), max_stack)]
 
 
 class StackedRuns:
@@ -96,7 +107,7 @@ class StackedRuns:
     self.metrics.flush()
 
   def _write_metrics(self, step: int, metrics) -> None:
-    metrics = jax.device_get(metrics)   # every trial's at once
+    metrics = jax.device_get(metrics)  # every trial's at once
     for k, run in enumerate(self.runs):
       run.write_metrics(step, _trial(metrics, k))
 
@@ -155,8 +166,13 @@ def _finished(config, workdir: str) -> bool:
     mngr.close()
 
 
-def run_sweep(base: ml_collections.ConfigDict, trials: list[dict], workdir: str,
-              vectorize: bool | None = True, max_stack: int = 16) -> list[dict]:
+def run_sweep(
+  base: ml_collections.ConfigDict,
+  trials: list[dict],
+  workdir: str,
+  vectorize: bool | None = True,
+  max_stack: int = 16,
+) -> list[dict]:
   """Train every trial not yet finished; returns the summary rows (also in sweep.csv).
 
   vectorize=None: on accelerators only (on XLA:CPU a vmapped convolution with per-trial weights
@@ -180,14 +196,17 @@ def run_sweep(base: ml_collections.ConfigDict, trials: list[dict], workdir: str,
     todo = [i for i in group if not _finished(configs[i], workdirs[i])]
     if not todo:
       continue
-    print(f"training {', '.join(names[i] for i in todo)}"
-          f"{' vectorised' if len(todo) > 1 else ''}", flush=True)
+    print(
+      f"training {', '.join(names[i] for i in todo)}{' vectorised' if len(todo) > 1 else ''}",
+      flush=True,
+    )
     tic = time.perf_counter()
     if len(todo) == 1:
       train.train_and_evaluate(configs[todo[0]], workdirs[todo[0]])
     else:
-      train_trials([configs[i] for i in todo], [workdirs[i] for i in todo],
-                   [names[i] for i in todo])
+      train_trials(
+        [configs[i] for i in todo], [workdirs[i] for i in todo], [names[i] for i in todo]
+      )
     seconds = time.perf_counter() - tic
     for i in todo:
       record["timing"][names[i]] = {"seconds": seconds, "trials_in_program": len(todo)}
@@ -206,11 +225,16 @@ def summarize(workdir: str, names: list[str], trials: list[dict], timing: dict) 
     last = records[-1] if records else {}
     steps = run_dir.read_config(os.path.join(workdir, name)).train.num_steps
     t = timing.get(name, {})
-    rows.append({"trial": name, **{f: overrides.get(f, "") for f in fields},
-                 "step": last.get("step", ""),
-                 **{k: v for k, v in last.items() if k != "step"},
-                 "steps_per_sec": round(steps / t["seconds"], 3) if t else "",
-                 "trials_in_program": t.get("trials_in_program", "")})
+    rows.append(
+      {
+        "trial": name,
+        **{f: overrides.get(f, "") for f in fields},
+        "step": last.get("step", ""),
+        **{k: v for k, v in last.items() if k != "step"},
+        "steps_per_sec": round(steps / t["seconds"], 3) if t else "",
+        "trials_in_program": t.get("trials_in_program", ""),
+      }
+    )
   columns = list(dict.fromkeys(k for r in rows for k in r))
   with open(os.path.join(workdir, "sweep.csv"), "w", newline="") as f:
     writer = csv.DictWriter(f, columns, restval="")

@@ -3,10 +3,16 @@
 import contextlib
 import os
 import pathlib
+import subprocess
+import sys
 
 # Before JAX is imported anywhere; subprocesses started by tests inherit these too.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
-os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")   # the tiny test models are compile-bound
+os.environ["XLA_FLAGS"] = (
+  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+).strip()
+os.environ.setdefault(
+  "JAX_DISABLE_MOST_OPTIMIZATIONS", "1"
+)  # the tiny test models are compile-bound
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import ml_collections  # noqa: E402
@@ -20,11 +26,18 @@ SHARED_DATA = pathlib.Path(os.environ.get("GAN_JAX_SHARED_DATA", ROOT.parent / "
 def optimized_compiles():
   """Full XLA optimisation, for code whose run time (not compile time) dominates."""
   import jax
+
   jax.config.update("jax_disable_most_optimizations", False)
   try:
     yield
   finally:
     jax.config.update("jax_disable_most_optimizations", True)
+
+
+def run_python(*args, timeout: int = 600) -> subprocess.CompletedProcess:
+  """`python ARGS...` in the project root, as a user runs a command, with its output captured."""
+  command = [sys.executable, *map(str, args)]
+  return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +49,7 @@ def shared_data() -> pathlib.Path:
 
 def load_experiment(name: str) -> ml_collections.ConfigDict:
   from gan_jax.config import experiment_module
+
   return experiment_module(ROOT / "experiments" / f"{name}.py").get_config()
 
 
@@ -54,6 +68,7 @@ def param_count(module, x) -> int:
   """Parameters of a Flax module (G or D) on input x, counted from shapes alone."""
   import jax
   import numpy as np
+
   variables = jax.eval_shape(lambda: module.init(jax.random.key(0), x, train=False))
   return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables["params"]))
 
@@ -61,16 +76,37 @@ def param_count(module, x) -> int:
 def tiny_toy_config(**fields) -> ml_collections.ConfigDict:
   """experiments/toy_ring.py shrunk to train in seconds."""
   c = load_experiment("toy_ring")
-  override(c, **{"model.g_hidden": (32, 32), "model.d_hidden": (32, 32), "train.batch_size": 32,
-                 "train.num_steps": 20, "log_every": 2, "sample_every": 10,
-                 "checkpoint_every": 10, "num_samples": 100})
+  override(
+    c,
+    **{
+      "model.g_hidden": (32, 32),
+      "model.d_hidden": (32, 32),
+      "train.batch_size": 32,
+      "train.num_steps": 20,
+      "log_every": 2,
+      "sample_every": 10,
+      "checkpoint_every": 10,
+      "num_samples": 100,
+    },
+  )
   return override(c, **fields)
 
 
 def tiny_dcgan_config(**fields) -> ml_collections.ConfigDict:
   """experiments/dcgan.py with 28x28 networks of 8 base channels."""
   c = load_experiment("dcgan")
-  override(c, **{"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "train.batch_size": 16,
-                 "train.num_steps": 6, "log_every": 1, "sample_every": 3, "checkpoint_every": 3,
-                 "num_samples": 16})
+  override(
+    c,
+    **{
+      "model.ngf": 8,
+      "model.ndf": 8,
+      "model.nz": 16,
+      "train.batch_size": 16,
+      "train.num_steps": 6,
+      "log_every": 1,
+      "sample_every": 3,
+      "checkpoint_every": 3,
+      "num_samples": 16,
+    },
+  )
   return override(c, **fields)

@@ -1,7 +1,6 @@
 """The benchmarks stay runnable, and the PyTorch reference is the same network as ours."""
 
 import json
-import subprocess
 import sys
 
 import jax
@@ -9,19 +8,25 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, param_count, tiny_dcgan_config
-from gan_jax import config as config_lib, experiment, parallel
+from gan_jax import config as config_lib
+from gan_jax import experiment, parallel
 from gan_jax.models import dcgan, layers
 
-sys.path.insert(0, str(ROOT / "benchmarks"))   # torch_dcgan, accelerator
+from conftest import ROOT, param_count, run_python, tiny_dcgan_config
+
+sys.path.insert(0, str(ROOT / "benchmarks"))  # torch_dcgan, accelerator
 
 
 def test_train_speed_writes_its_table_and_json(tmp_path):
   out = tmp_path / "speed.json"
-  result = subprocess.run(
-      [sys.executable, "benchmarks/train_speed.py", "--experiments=toy_ring@2", "--repeats=2",
-       "--seconds=0.05", f"--json={out}"],
-      cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+  result = run_python(
+    "benchmarks/train_speed.py",
+    "--experiments=toy_ring@2",
+    "--repeats=2",
+    "--seconds=0.05",
+    f"--json={out}",
+    timeout=300,
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   # @2: two CPU devices whatever XLA_FLAGS says (4 in tests), with the collective timeout flags
   assert "| toy_ring@2 | 2 | 100 | 2 |" in result.stdout
@@ -34,6 +39,7 @@ def test_train_speed_writes_its_table_and_json(tmp_path):
 def test_torch_reference_is_our_dcgan(shape):
   pytest.importorskip("torch")
   import torch_dcgan
+
   # BatchNorm's affine parameters are parameters on both sides; running statistics on neither.
   torch_g = sum(p.numel() for p in torch_dcgan.generator(shape).parameters())
   torch_d = sum(p.numel() for p in torch_dcgan.discriminator(shape).parameters())
@@ -47,11 +53,12 @@ def test_torch_reference_is_our_dcgan(shape):
 def test_lax_layers_replace_the_custom_conv_ops(monkeypatch):
   """accelerator.py --layers=lax: the layers' ops become plain lax, same values, no custom VJP."""
   import accelerator
+
   x = jax.random.normal(jax.random.key(0), (2, 5, 5, 6))
   modules = [layers.Conv(4), layers.ConvTranspose(3)]
   variables = [m.init(jax.random.key(1), x) for m in modules]
   ours = [m.apply(v, x) for m, v in zip(modules, variables)]
-  monkeypatch.setattr(layers, "conv", layers.conv)   # restored after the test
+  monkeypatch.setattr(layers, "conv", layers.conv)  # restored after the test
   monkeypatch.setattr(layers, "conv_transpose", layers.conv_transpose)
   accelerator.use_lax_layers()
   for module, v, y in zip(modules, variables, ours):
@@ -60,15 +67,22 @@ def test_lax_layers_replace_the_custom_conv_ops(monkeypatch):
     jaxpr = str(jax.make_jaxpr(jax.grad(loss))(v))
     assert "custom_vjp" not in jaxpr and "conv_general_dilated" in jaxpr
   transpose_jaxpr = str(jax.make_jaxpr(modules[1].apply)(variables[1], x))
-  assert "lhs_dilation=(2, 2)" in transpose_jaxpr   # lax's input-dilated transpose
+  assert "lhs_dilation=(2, 2)" in transpose_jaxpr  # lax's input-dilated transpose
 
 
 def test_accelerator_script_runs_with_lax_layers(tmp_path):
   out = tmp_path / "accelerator.json"
-  result = subprocess.run(
-      [sys.executable, "benchmarks/accelerator.py", "--batch=4", "--seconds=0.01", "--repeats=1",
-       "--matmul_size=64", "--experiment=dcgan", "--layers=lax", f"--json={out}"],
-      cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+  result = run_python(
+    "benchmarks/accelerator.py",
+    "--batch=4",
+    "--seconds=0.01",
+    "--repeats=1",
+    "--matmul_size=64",
+    "--experiment=dcgan",
+    "--layers=lax",
+    f"--json={out}",
+    timeout=300,
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads(out.read_text())
   assert report["layers"] == "lax"
@@ -81,6 +95,7 @@ def test_flop_count_counts_every_critic_update():
   """XLA's cost analysis counts a loop body once; step_flops counts the critic scan unrolled, so
   each further critic update adds the same FLOPs."""
   import train_speed
+
   flops = []
   for n_critic in (2, 3, 4):
     config = config_lib.validated(tiny_dcgan_config(n_critic=n_critic, loss="hinge"))
@@ -90,5 +105,5 @@ def test_flop_count_counts_every_critic_update():
     key = experiment.run_keys(0)["train"]
     flops.append(train_speed.step_flops(exp, exp.init_state(), batch, key))
   per_update = flops[1] - flops[0]
-  assert per_update > 0.25 * flops[0]   # a critic update's convolutions, not loop bookkeeping
+  assert per_update > 0.25 * flops[0]  # a critic update's convolutions, not loop bookkeeping
   np.testing.assert_allclose(flops[2] - flops[1], per_update, rtol=1e-6)

@@ -1,38 +1,49 @@
 """The command lines as a user runs them: errors are one line on stderr with exit code 2."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import run_python
 
-TOY = ["--config=experiments/toy_ring.py", "--config.model.g_hidden=(16,)",
-       "--config.model.d_hidden=(16,)", "--config.train.batch_size=8"]
+TOY = [
+  "--config=experiments/toy_ring.py",
+  "--config.model.g_hidden=(16,)",
+  "--config.model.d_hidden=(16,)",
+  "--config.train.batch_size=8",
+]
 
 
 def run(module, *args):
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,
-                        text=True, timeout=600)
+  return run_python("-m", module, *args)
 
 
 def _user_lines(stderr):
-  return [line for line in stderr.splitlines()
-          if line.strip() and "Warning" not in line and "warn(" not in line]
+  return [
+    line
+    for line in stderr.splitlines()
+    if line.strip() and "Warning" not in line and "warn(" not in line
+  ]
 
 
-@pytest.mark.parametrize("args,message", [
+@pytest.mark.parametrize(
+  "args,message",
+  [
     (["--config.model.no_such_field=1"], "unknown config field '--config.model.no_such_field'"),
     (["--config.train.num_steps=ten"], "num_steps=ten"),
     (["--config.loss=wgan_typo"], "config.loss='wgan_typo' is not one of"),
     (["--config.model.name=resnet"], "config.model.name='resnet' is not one of"),
     (["--config.data.source=tfds", "--config.data.name=mnist"], "manual_dir=FOLDER"),
     (["--config.data.source=npz", "--config.data.path=/no/such.npz"], "no such file"),
-])
+  ],
+)
 def test_user_errors_are_one_line(args, message, tmp_path):
-  result = run("gan_jax.main", *TOY, f"--workdir={tmp_path / 'run'}",
-               f"--config.data.data_dir={tmp_path / 'tfds'}", *args)
+  result = run(
+    "gan_jax.main",
+    *TOY,
+    f"--workdir={tmp_path / 'run'}",
+    f"--config.data.data_dir={tmp_path / 'tfds'}",
+    *args,
+  )
   assert result.returncode == 2
   lines = _user_lines(result.stderr)
   assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
@@ -47,14 +58,26 @@ def test_unwritable_workdir(tmp_path):
 
 def test_train_resume_and_sample(tmp_path):
   workdir = tmp_path / "run"
-  first = run("gan_jax.main", *TOY, f"--workdir={workdir}", "--config.train.num_steps=4",
-              "--config.log_every=2", "--config.checkpoint_every=2")
+  first = run(
+    "gan_jax.main",
+    *TOY,
+    f"--workdir={workdir}",
+    "--config.train.num_steps=4",
+    "--config.log_every=2",
+    "--config.checkpoint_every=2",
+  )
   assert first.returncode == 0, first.stderr
   assert "step 4/4 | d_loss" in first.stdout
-  again = run("gan_jax.main", *TOY, f"--workdir={workdir}", "--config.train.num_steps=6",
-              "--config.log_every=2", "--config.checkpoint_every=2")
+  again = run(
+    "gan_jax.main",
+    *TOY,
+    f"--workdir={workdir}",
+    "--config.train.num_steps=6",
+    "--config.log_every=2",
+    "--config.checkpoint_every=2",
+  )
   assert again.returncode == 0, again.stderr
-  assert "step 2/6" not in again.stdout and "step 6/6" in again.stdout   # resumed at 4
+  assert "step 2/6" not in again.stdout and "step 6/6" in again.stdout  # resumed at 4
   png, npy = tmp_path / "grid.png", tmp_path / "samples.npy"
   assert run("gan_jax.sample", f"--workdir={workdir}", "--num=50", f"--out={png}").returncode == 0
   assert png.stat().st_size > 0

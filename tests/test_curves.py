@@ -1,19 +1,21 @@
 """curves compare tells a reproduced run from a perturbed one; the short references reproduce."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT
 from gan_jax import reference
+
+from conftest import ROOT, run_python
 
 REFERENCES = sorted((ROOT / "experiments" / "reference").glob("*.json"))
 
 
 def _records(values, steps=None):
-  return [{"step": s, "d_loss": v, "g_loss": -v} for s, v in zip(steps or range(1, len(values) + 1), values)]
+  return [
+    {"step": s, "d_loss": v, "g_loss": -v}
+    for s, v in zip(steps or range(1, len(values) + 1), values)
+  ]
 
 
 def test_compare_reports_the_largest_deviation_and_its_step():
@@ -34,8 +36,7 @@ def test_compare_and_plot_commands(tmp_path):
   a = _write(tmp_path / "a.jsonl", _records([1.0, 2.0, 3.0]))
   b = _write(tmp_path / "b.jsonl", _records([1.0, 2.0, 3.0]))
   c = _write(tmp_path / "c.jsonl", _records([1.0, 2.5, 3.0]))
-  run = lambda *args: subprocess.run([sys.executable, "-m", "gan_jax.curves", *args], cwd=ROOT,
-                                     capture_output=True, text=True, timeout=300)
+  run = lambda *args: run_python("-m", "gan_jax.curves", *args, timeout=300)
   assert run("compare", a, b, "--rtol=0", "--atol=0").returncode == 0
   different = run("compare", a, c, "--metrics=d_loss")
   assert different.returncode == 1 and "at step 2" in different.stdout
@@ -45,14 +46,19 @@ def test_compare_and_plot_commands(tmp_path):
 
 
 def test_references_say_how_they_were_made():
-  assert {"toy_ring", "toy_grid_wgan_gp", "dcgan_mnist", "wgan_gp_mnist"} <= {p.stem for p in REFERENCES}
+  assert {"toy_ring", "toy_grid_wgan_gp", "dcgan_mnist", "wgan_gp_mnist"} <= {
+    p.stem for p in REFERENCES
+  }
   for path in REFERENCES:
     reference = json.loads(path.read_text())
     assert reference["metrics"] and reference["versions"]["jax"] and reference["platform"] == "cpu"
 
 
-@pytest.mark.parametrize("path", [p for p in REFERENCES if json.loads(p.read_text())["rerun_in_tests"]],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+  "path",
+  [p for p in REFERENCES if json.loads(p.read_text())["rerun_in_tests"]],
+  ids=lambda p: p.stem,
+)
 def test_short_references_reproduce(path):
   """Bit for bit on the machine that recorded them; the tolerance allows another x86 CPU."""
   agree, lines = reference.reproduce(str(path), ["d_loss", "g_loss"], rtol=1e-3, atol=1e-4)

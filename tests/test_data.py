@@ -11,13 +11,15 @@ from gan_jax.data import sources, toy
 def test_batches_are_a_function_of_the_step_and_cover_each_epoch_once():
   examples = np.arange(50)[:, None]
   ds = data.from_array(examples, seed=3, n_critic=2, global_batch=5, host_start=0, host_size=5)
-  first_epoch = np.concatenate([ds.batch(s).reshape(-1) for s in range(5)])   # 5 steps x 10 = 50
+  first_epoch = np.concatenate([ds.batch(s).reshape(-1) for s in range(5)])  # 5 steps x 10 = 50
   assert sorted(first_epoch) == list(range(50))
   second_epoch = np.concatenate([ds.batch(s).reshape(-1) for s in range(5, 10)])
   assert sorted(second_epoch) == list(range(50)) and not np.array_equal(first_epoch, second_epoch)
   again = data.from_array(examples, seed=3, n_critic=2, global_batch=5, host_start=0, host_size=5)
-  np.testing.assert_array_equal(again.batch(7), ds.batch(7))   # no state: step 7 directly
-  other_seed = data.from_array(examples, seed=4, n_critic=2, global_batch=5, host_start=0, host_size=5)
+  np.testing.assert_array_equal(again.batch(7), ds.batch(7))  # no state: step 7 directly
+  other_seed = data.from_array(
+    examples, seed=4, n_critic=2, global_batch=5, host_start=0, host_size=5
+  )
   assert not np.array_equal(other_seed.batch(0), ds.batch(0))
 
 
@@ -27,6 +29,7 @@ def test_hosts_share_the_global_batch(source):
     if source == "toy":
       return data.from_toy("grid25", 0, 2, 8, start, size)
     return data.from_array(np.arange(40)[:, None], 0, 2, 8, start, size)
+
   whole = make(0, 8).batch(3)
   halves = np.concatenate([make(0, 4).batch(3), make(4, 4).batch(3)], axis=1)
   np.testing.assert_array_equal(whole, halves)
@@ -74,6 +77,7 @@ def test_npz_errors(tmp_path):
 
 def test_tfds_by_name_with_mock_data(tmp_path):
   import tensorflow_datasets as tfds
+
   with tfds.testing.mock_data(num_examples=12):
     images = sources.load_tfds("fashion_mnist", "train", str(tmp_path), download=True)
   assert images.shape == (12, 28, 28, 1) and images.dtype == np.uint8

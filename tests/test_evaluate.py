@@ -3,16 +3,15 @@
 import gzip
 import json
 import pathlib
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT, optimized_compiles, tiny_dcgan_config, tiny_toy_config
 from gan_jax import metrics, run_dir, train
 from gan_jax.metrics import classifier, evaluation
+
+from conftest import optimized_compiles, run_python, tiny_dcgan_config, tiny_toy_config
 
 
 def _idx(path, offset):
@@ -32,11 +31,15 @@ def small_classifier(mnist_test, tmp_path_factory):
   """Trained on 4000 real MNIST digits for two epochs: enough to tell digits from noise."""
   images, labels = mnist_test
   with optimized_compiles():
-    params, accuracy = classifier.train_classifier(images[:4000], labels[:4000], images[8000:],
-                                                   labels[8000:], epochs=2, batch_size=64)
+    params, accuracy = classifier.train_classifier(
+      images[:4000], labels[:4000], images[8000:], labels[8000:], epochs=2, batch_size=64
+    )
   workdir = str(tmp_path_factory.mktemp("classifier"))
-  classifier.save(workdir, params, {"dataset": "mnist", "test_accuracy": accuracy, "num_classes": 10,
-                                    "image_shape": [28, 28, 1]})
+  classifier.save(
+    workdir,
+    params,
+    {"dataset": "mnist", "test_accuracy": accuracy, "num_classes": 10, "image_shape": [28, 28, 1]},
+  )
   return workdir, accuracy
 
 
@@ -67,10 +70,9 @@ def test_classifier_fid_tells_digits_from_noise(small_classifier, mnist_test):
 
 def test_evaluate_command_on_a_toy_run(tmp_path):
   train.train_and_evaluate(tiny_toy_config(), str(tmp_path))
-  command = [sys.executable, "-m", "gan_jax.evaluate", f"--workdir={tmp_path}", "--num_samples=500"]
-  out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  out = run_python("-m", "gan_jax.evaluate", f"--workdir={tmp_path}", "--num_samples=500")
   assert out.returncode == 0, out.stderr
-  result = json.load(open(tmp_path / "eval.json"))
+  result = json.loads((tmp_path / "eval.json").read_text())
   assert result["step"] == 20 and result["num_modes"] == 8 and result["how"]["num_fake"] == 500
   assert json.loads(out.stdout.strip().splitlines()[-1])["modes"] == result["modes"]
 
@@ -78,12 +80,21 @@ def test_evaluate_command_on_a_toy_run(tmp_path):
 def test_evaluate_image_run(tmp_path, small_classifier, mnist_test):
   np.savez(tmp_path / "mnist.npz", images=mnist_test[0][:512])
   run = tmp_path / "run"
-  train.train_and_evaluate(tiny_dcgan_config(**{"data.source": "npz",
-                                                "data.path": str(tmp_path / "mnist.npz")}), str(run))
+  train.train_and_evaluate(
+    tiny_dcgan_config(**{"data.source": "npz", "data.path": str(tmp_path / "mnist.npz")}), str(run)
+  )
   exp, state = run_dir.restore(str(run))
   samples = exp.sample(state, exp.noise(jax.random.key(0), 300))
   result = evaluation.sample_metrics(samples, exp.config, classifier_dir=small_classifier[0])
-  for key in ("fid", "kid", "precision", "recall", "inception_score", "classes", "class_kl_to_uniform"):
+  for key in (
+    "fid",
+    "kid",
+    "precision",
+    "recall",
+    "inception_score",
+    "classes",
+    "class_kl_to_uniform",
+  ):
     assert np.isfinite(result[key]), key
   how = result["how"]
   assert how["num_fake"] == 300 and how["num_real"] == 512 and len(how["weights_sha256"]) == 64
@@ -93,7 +104,7 @@ def test_evaluate_image_run(tmp_path, small_classifier, mnist_test):
 
 def test_training_evaluates_every_eval_every_steps(tmp_path):
   train.train_and_evaluate(tiny_toy_config(eval_every=10, eval_samples=400), str(tmp_path))
-  records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   evals = [r for r in records if "eval/modes" in r]
   assert [r["step"] for r in evals] == [10, 20]
   assert [r["step"] for r in records] == sorted(r["step"] for r in records)

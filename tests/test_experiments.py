@@ -3,8 +3,10 @@
 import jax
 import pytest
 
+from gan_jax import config as config_lib
+from gan_jax import experiment, parallel, trials
+
 from conftest import ROOT, load_experiment
-from gan_jax import config as config_lib, experiment, parallel, trials
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py"))
 MNIST_SHAPE = (28, 28, 1)
@@ -28,8 +30,9 @@ def test_experiment_builds(name):
     assert config.clip_value == 0.01 and config.optimizer.d.name == "rmsprop"
 
 
-@pytest.mark.parametrize("name", [n for n in EXPERIMENTS
-                                  if "get_sweep" in (ROOT / "experiments" / f"{n}.py").read_text()])
+@pytest.mark.parametrize(
+  "name", [n for n in EXPERIMENTS if "get_sweep" in (ROOT / "experiments" / f"{n}.py").read_text()]
+)
 def test_experiment_sweeps_are_one_vectorised_program(name):
   sweep = trials.load_trials(str(ROOT / "experiments" / f"{name}.py"))
   configs = [trials.trial_config(load_experiment(name), t) for t in sweep]

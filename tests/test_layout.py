@@ -21,7 +21,9 @@ MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def _is_command(tree: ast.Module) -> bool:
-  return any(isinstance(node, ast.If) and "__main__" in ast.unparse(node.test) for node in tree.body)
+  return any(
+    isinstance(node, ast.If) and "__main__" in ast.unparse(node.test) for node in tree.body
+  )
 
 
 def _imports(tree: ast.Module):
@@ -68,12 +70,12 @@ def test_import_graph_has_no_cycles():
 
   def visit(node):
     if node in path:
-      raise AssertionError("import cycle: " + " -> ".join(path[path.index(node):] + [node]))
+      raise AssertionError("import cycle: " + " -> ".join(path[path.index(node) :] + [node]))
     if node in done:
       return
     path.append(node)
     for child in sorted(graph[node]):
-      if child.startswith(node + "."):   # a package's own submodules load after it
+      if child.startswith(node + "."):  # a package's own submodules load after it
         continue
       visit(child)
     path.pop()
@@ -85,12 +87,18 @@ def test_import_graph_has_no_cycles():
 
 def test_commands_sit_on_top_and_libraries_import_at_the_top():
   graph, commands, late = _graph()
-  assert {"gan_jax.main", "gan_jax.sample", "gan_jax.evaluate", "gan_jax.classifier",
-          "gan_jax.sweep", "gan_jax.curves"} == commands
+  assert {
+    "gan_jax.main",
+    "gan_jax.sample",
+    "gan_jax.evaluate",
+    "gan_jax.classifier",
+    "gan_jax.sweep",
+    "gan_jax.curves",
+  } == commands
   importers = {name: sorted(m for m, deps in graph.items() if name in deps) for name in commands}
   assert all(not who for who in importers.values()), importers
   assert not late, late
-  for path in (ROOT / "tests").glob("*.py"):   # tests run commands as subprocesses
+  for path in (ROOT / "tests").glob("*.py"):  # tests run commands as subprocesses
     imported = {m for m, _, _ in _imports(ast.parse(path.read_text()))}
     imported |= {f"{m}.{n}" for m, names, _ in _imports(ast.parse(path.read_text())) for n in names}
     assert not imported & commands, (path.name, imported & commands)
@@ -98,8 +106,11 @@ def test_commands_sit_on_top_and_libraries_import_at_the_top():
 
 def test_one_place_builds_the_train_step():
   builders = []
-  for path in [*PACKAGE.rglob("*.py"), *(ROOT / "benchmarks").glob("*.py"),
-               *(ROOT / "tests").glob("*.py")]:
+  for path in [
+    *PACKAGE.rglob("*.py"),
+    *(ROOT / "benchmarks").glob("*.py"),
+    *(ROOT / "tests").glob("*.py"),
+  ]:
     for module, names, _ in _imports(ast.parse(path.read_text())):
       if module == "gan_jax.train_step" and {"train_step", "init_state", "make_gan"} & set(names):
         builders.append(path.relative_to(ROOT).as_posix())

@@ -21,13 +21,15 @@ def _reference(kind, real, fake):
   d_real, d_fake = _sigmoid(real), _sigmoid(fake)
   cross_entropy_d = -np.mean(np.log(d_real)) - np.mean(np.log(1 - d_fake))
   return {
-      "minimax": (cross_entropy_d, np.mean(np.log(1 - d_fake))),
-      "non_saturating": (cross_entropy_d, -np.mean(np.log(d_fake))),
-      "wasserstein": (np.mean(fake) - np.mean(real), -np.mean(fake)),
-      "wgan_gp": (np.mean(fake) - np.mean(real), -np.mean(fake)),
-      "hinge": (np.mean(np.maximum(0, 1 - real)) + np.mean(np.maximum(0, 1 + fake)), -np.mean(fake)),
-      "least_squares": (0.5 * np.mean((real - 1) ** 2) + 0.5 * np.mean(fake ** 2),
-                        0.5 * np.mean((fake - 1) ** 2)),
+    "minimax": (cross_entropy_d, np.mean(np.log(1 - d_fake))),
+    "non_saturating": (cross_entropy_d, -np.mean(np.log(d_fake))),
+    "wasserstein": (np.mean(fake) - np.mean(real), -np.mean(fake)),
+    "wgan_gp": (np.mean(fake) - np.mean(real), -np.mean(fake)),
+    "hinge": (np.mean(np.maximum(0, 1 - real)) + np.mean(np.maximum(0, 1 + fake)), -np.mean(fake)),
+    "least_squares": (
+      0.5 * np.mean((real - 1) ** 2) + 0.5 * np.mean(fake**2),
+      0.5 * np.mean((fake - 1) ** 2),
+    ),
   }[kind]
 
 
@@ -41,8 +43,9 @@ def test_loss_matches_numpy(kind):
 def test_cross_entropy_is_stable_for_extreme_logits():
   real, fake = jnp.array([200.0, -200.0]), jnp.array([-200.0, 200.0])
   for kind in ("minimax", "non_saturating"):
-    chex.assert_tree_all_finite((losses.discriminator_loss(kind, real, fake),
-                                 losses.generator_loss(kind, fake)))
+    chex.assert_tree_all_finite(
+      (losses.discriminator_loss(kind, real, fake), losses.generator_loss(kind, fake))
+    )
   # log(1 + e^200) = 200 to float precision: half the batch is confidently wrong.
   np.testing.assert_allclose(losses.discriminator_loss("minimax", real, fake), 200.0, rtol=1e-6)
 
@@ -53,8 +56,9 @@ def test_gradient_penalty_of_a_linear_critic():
   critic = lambda x: jnp.sum(x * w, axis=(1, 2))
   real, fake = RNG.normal(size=(8, 3, 4)), RNG.normal(size=(8, 3, 4))
   eps = RNG.uniform(size=8)
-  np.testing.assert_allclose(losses.gradient_penalty(critic, real, fake, eps),
-                             (np.linalg.norm(w) - 1) ** 2, rtol=1e-5)
+  np.testing.assert_allclose(
+    losses.gradient_penalty(critic, real, fake, eps), (np.linalg.norm(w) - 1) ** 2, rtol=1e-5
+  )
 
 
 def test_gradient_penalty_on_the_interpolates():
@@ -63,13 +67,18 @@ def test_gradient_penalty_on_the_interpolates():
   eps = RNG.uniform(size=8)
   x_hat = eps[:, None] * real + (1 - eps[:, None]) * fake
   expected = np.mean((np.linalg.norm(2 * x_hat, axis=1) - 1) ** 2)
-  got = losses.gradient_penalty(lambda x: jnp.sum(x ** 2, axis=1), real.astype(np.float32),
-                                fake.astype(np.float32), eps.astype(np.float32))
+  got = losses.gradient_penalty(
+    lambda x: jnp.sum(x**2, axis=1),
+    real.astype(np.float32),
+    fake.astype(np.float32),
+    eps.astype(np.float32),
+  )
   np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
 def test_r1_penalty():
   real = RNG.normal(size=(8, 5)).astype(np.float32)
-  expected = np.mean(np.sum((3 * real ** 2) ** 2, axis=1))   # D = sum x^3
-  np.testing.assert_allclose(losses.r1_penalty(lambda x: jnp.sum(x ** 3, axis=1), real), expected,
-                             rtol=1e-5)
+  expected = np.mean(np.sum((3 * real**2) ** 2, axis=1))  # D = sum x^3
+  np.testing.assert_allclose(
+    losses.r1_penalty(lambda x: jnp.sum(x**3, axis=1), real), expected, rtol=1e-5
+  )

@@ -18,11 +18,16 @@ def test_frechet_distance_closed_forms():
   mu1, mu2 = RNG.normal(size=6), RNG.normal(size=6)
   s1, s2 = RNG.uniform(0.5, 2, 6), RNG.uniform(0.5, 2, 6)
   diagonal = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
-  np.testing.assert_allclose(metrics.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)), diagonal,
-                             rtol=1e-10)
+  np.testing.assert_allclose(
+    metrics.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)), diagonal, rtol=1e-10
+  )
   c1, c2 = _random_cov(6), _random_cov(6)
   # Tr((C1 C2)^1/2) = sum of square roots of the (real, positive) eigenvalues of C1 C2
-  expected = np.sum((mu1 - mu2) ** 2) + np.trace(c1 + c2) - 2 * np.sum(np.sqrt(np.linalg.eigvals(c1 @ c2).real))
+  expected = (
+    np.sum((mu1 - mu2) ** 2)
+    + np.trace(c1 + c2)
+    - 2 * np.sum(np.sqrt(np.linalg.eigvals(c1 @ c2).real))
+  )
   np.testing.assert_allclose(metrics.frechet_distance(mu1, c1, mu2, c2), expected, rtol=1e-8)
   assert abs(metrics.frechet_distance(mu1, c1, mu1, c1)) < 1e-8
 
@@ -43,7 +48,9 @@ def test_feature_stats_stream_matches_numpy():
   s_y = metrics.FeatureStats(5)
   s_y.update(y)
   assert metrics.frechet_distance(*s_y.mean_cov(), *s_same.mean_cov()) < 0.01
-  np.testing.assert_allclose(metrics.frechet_distance(*s_y.mean_cov(), *s_shift.mean_cov()), 20.0, rtol=0.02)
+  np.testing.assert_allclose(
+    metrics.frechet_distance(*s_y.mean_cov(), *s_shift.mean_cov()), 20.0, rtol=0.02
+  )
 
 
 def _numpy_mmd2(x, y):
@@ -51,16 +58,23 @@ def _numpy_mmd2(x, y):
   k = lambda a, b: (a @ b.T / d + 1) ** 3
   m = len(x)
   kxx, kyy = k(x, x), k(y, y)
-  return ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-          - 2 * k(x, y).mean())
+  return (
+    (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+    - 2 * k(x, y).mean()
+  )
 
 
 def test_kid_matches_the_direct_formula():
   real, fake = RNG.normal(size=(300, 8)), RNG.normal(size=(250, 8)) + 0.3
   mean, std = metrics.kernel_inception_distance(real, fake, num_subsets=5, subset_size=100, seed=3)
   rng = np.random.default_rng(3)
-  values = [_numpy_mmd2(real[rng.choice(300, 100, replace=False)], fake[rng.choice(250, 100, replace=False)])
-            for _ in range(5)]
+  values = [
+    _numpy_mmd2(
+      real[rng.choice(300, 100, replace=False)], fake[rng.choice(250, 100, replace=False)]
+    )
+    for _ in range(5)
+  ]
   np.testing.assert_allclose([mean, std], [np.mean(values), np.std(values)], rtol=1e-4, atol=1e-6)
 
 
@@ -85,8 +99,8 @@ def test_precision_recall_known_answers():
 
 def test_toy_mode_coverage_on_placed_samples():
   centres, sigma = toy.modes("ring8")
-  good = np.repeat(centres[:5], 10, axis=0) + sigma   # 5 modes, all within 3 sigma
-  far = np.zeros((50, 2))                             # the centre: nearest to some mode, too far
+  good = np.repeat(centres[:5], 10, axis=0) + sigma  # 5 modes, all within 3 sigma
+  far = np.zeros((50, 2))  # the centre: nearest to some mode, too far
   result = metrics.toy_mode_coverage(np.concatenate([good, far]), "ring8")
   assert result == {"modes": 5, "num_modes": 8, "high_quality_percent": 50.0}
 

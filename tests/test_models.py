@@ -7,9 +7,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from conftest import param_count
 from gan_jax import UserError
 from gan_jax.models import dcgan, layers, mlp
+
+from conftest import param_count
 
 
 def test_dcgan64_has_pytorch_examples_parameter_counts():
@@ -47,15 +48,22 @@ def test_mlp_shapes_and_maxout():
 
 
 def _reference_conv(x, w, stride, padding):
-  return jax.lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return jax.lax.conv_general_dilated(
+    x, w, (stride, stride), [(padding, padding)] * 2, dimension_numbers=("NHWC", "HWIO", "NHWC")
+  )
 
 
 def _reference_conv_transpose(x, w, stride, padding):
   """The plain lax op: PyTorch ConvTranspose2d is lax.conv_transpose with a flipped kernel."""
   k = w.shape[0]
-  return jax.lax.conv_transpose(x, w, (stride, stride), [(k - 1 - padding,) * 2] * 2,
-                                dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)
+  return jax.lax.conv_transpose(
+    x,
+    w,
+    (stride, stride),
+    [(k - 1 - padding,) * 2] * 2,
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    transpose_kernel=True,
+  )
 
 
 def _assert_same_function(fast, reference, x, w):
@@ -71,6 +79,7 @@ def _assert_same_function(fast, reference, x, w):
   def penalty_grads(f):
     input_grad = jax.grad(lambda x, w: jnp.sum(f(x, w) * g))
     return jax.jit(jax.grad(lambda x, w: jnp.sum(input_grad(x, w) ** 2), (0, 1)))(x, w)
+
   chex.assert_trees_all_close(penalty_grads(fast), penalty_grads(reference), rtol=1e-4, atol=1e-3)
   return y
 
@@ -79,24 +88,36 @@ def _assert_same_function(fast, reference, x, w):
 # is col2im; with more, one conv per output phase where the kernel is a multiple of the stride (> 1)
 # (stride 4 with padding 1 shifts some phases out of range), else lax.
 @pytest.mark.parametrize("big_channels", [3, 6])
-@pytest.mark.parametrize("kernel,stride,padding,size", [
-    (4, 2, 1, 7), (4, 2, 1, 4), (4, 1, 0, 1), (4, 2, 0, 5), (3, 2, 1, 4), (4, 4, 0, 3)])
+@pytest.mark.parametrize(
+  "kernel,stride,padding,size",
+  [(4, 2, 1, 7), (4, 2, 1, 4), (4, 1, 0, 1), (4, 2, 0, 5), (3, 2, 1, 4), (4, 4, 0, 3)],
+)
 def test_fast_conv_transpose_matches_lax(kernel, stride, padding, size, big_channels):
   kx, kw = jax.random.split(jax.random.key(0))
   x = jax.random.normal(kx, (3, size, size, 5))
   w = jax.random.normal(kw, (kernel, kernel, big_channels, 5))
-  y = _assert_same_function(lambda x, w: layers.conv_transpose(x, w, stride, padding),
-                            lambda x, w: _reference_conv_transpose(x, w, stride, padding), x, w)
+  y = _assert_same_function(
+    lambda x, w: layers.conv_transpose(x, w, stride, padding),
+    lambda x, w: _reference_conv_transpose(x, w, stride, padding),
+    x,
+    w,
+  )
   # PyTorch's output size: (H - 1) * stride - 2 * padding + kernel
   assert y.shape[1] == (size - 1) * stride - 2 * padding + kernel
 
 
 @pytest.mark.parametrize("big_channels", [3, 6])
-@pytest.mark.parametrize("kernel,stride,padding,size", [
-    (4, 2, 1, 8), (4, 2, 1, 7), (4, 1, 0, 4), (4, 2, 0, 9), (3, 2, 1, 8), (4, 4, 1, 10)])
+@pytest.mark.parametrize(
+  "kernel,stride,padding,size",
+  [(4, 2, 1, 8), (4, 2, 1, 7), (4, 1, 0, 4), (4, 2, 0, 9), (3, 2, 1, 8), (4, 4, 1, 10)],
+)
 def test_fast_conv_matches_lax(kernel, stride, padding, size, big_channels):
   kx, kw = jax.random.split(jax.random.key(0))
   x = jax.random.normal(kx, (3, size, size, big_channels))
   w = jax.random.normal(kw, (kernel, kernel, big_channels, 5))
-  _assert_same_function(lambda x, w: layers.conv(x, w, stride, padding),
-                        lambda x, w: _reference_conv(x, w, stride, padding), x, w)
+  _assert_same_function(
+    lambda x, w: layers.conv(x, w, stride, padding),
+    lambda x, w: _reference_conv(x, w, stride, padding),
+    x,
+    w,
+  )

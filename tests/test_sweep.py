@@ -3,28 +3,38 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, tiny_toy_config
 from gan_jax import hyper, train, trials
+
+from conftest import run_python, tiny_toy_config
 
 
 def test_hyper_helpers():
   grid = hyper.product(hyper.sweep("a", [1, 2]), hyper.sweep("b", ["x", "y", "z"]))
   assert len(grid) == 6 and {"a": 2, "b": "z"} in grid
-  assert hyper.zipit(hyper.sweep("a", [1, 2]), hyper.sweep("b", [3, 4])) == [{"a": 1, "b": 3}, {"a": 2, "b": 4}]
+  assert hyper.zipit(hyper.sweep("a", [1, 2]), hyper.sweep("b", [3, 4])) == [
+    {"a": 1, "b": 3},
+    {"a": 2, "b": 4},
+  ]
   assert hyper.chainit(hyper.sweep("a", [1]), hyper.sweep("b", [2])) == [{"a": 1}, {"b": 2}]
-  draws = hyper.random_search(50, seed=0, optimizer__d__lr=hyper.log_uniform(1e-5, 1e-3),
-                              loss=hyper.choice(["hinge", "wasserstein"]))
+  draws = hyper.random_search(
+    50,
+    seed=0,
+    optimizer__d__lr=hyper.log_uniform(1e-5, 1e-3),
+    loss=hyper.choice(["hinge", "wasserstein"]),
+  )
   lrs = [t["optimizer.d.lr"] for t in draws]
   assert len(draws) == 50 and min(lrs) >= 1e-5 and max(lrs) <= 1e-3
   assert {t["loss"] for t in draws} == {"hinge", "wasserstein"}
-  assert draws == hyper.random_search(50, seed=0, optimizer__d__lr=hyper.log_uniform(1e-5, 1e-3),
-                                      loss=hyper.choice(["hinge", "wasserstein"]))
+  assert draws == hyper.random_search(
+    50,
+    seed=0,
+    optimizer__d__lr=hyper.log_uniform(1e-5, 1e-3),
+    loss=hyper.choice(["hinge", "wasserstein"]),
+  )
 
 
 def _curve(path):
@@ -34,12 +44,14 @@ def _curve(path):
 
 def test_vectorised_trial_equals_the_trial_alone(tmp_path):
   base = tiny_toy_config(**{"train.num_steps": 10, "log_every": 1, "r1_gamma": 0.5})
-  sweep = [{"optimizer.d.lr": 1e-3, "seed": 0, "ema_decay": 0.9},
-           {"optimizer.g.lr": 5e-4, "optimizer.g.b1": 0.0, "seed": 1, "r1_gamma": 2.0},
-           {"optimizer.d.b2": 0.9, "seed": 2}]
+  sweep = [
+    {"optimizer.d.lr": 1e-3, "seed": 0, "ema_decay": 0.9},
+    {"optimizer.g.lr": 5e-4, "optimizer.g.b1": 0.0, "seed": 1, "r1_gamma": 2.0},
+    {"optimizer.d.b2": 0.9, "seed": 2},
+  ]
   trials.run_sweep(base, sweep, str(tmp_path / "sweep"))
-  record = json.load(open(tmp_path / "sweep" / "sweep.json"))
-  assert all(t["trials_in_program"] == 3 for t in record["timing"].values())   # one program
+  record = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+  assert all(t["trials_in_program"] == 3 for t in record["timing"].values())  # one program
   curves = [_curve(tmp_path / "sweep" / f"trial_{k:03d}") for k in range(3)]
   assert curves[0] != curves[1]
   for k in (1, 2):
@@ -47,14 +59,21 @@ def test_vectorised_trial_equals_the_trial_alone(tmp_path):
     alone = _curve(tmp_path / f"alone{k}")
     assert [r["step"] for r in alone] == [r["step"] for r in curves[k]]
     for key in ("d_loss", "g_loss", "d_grad_norm", "r1"):
-      np.testing.assert_allclose([r[key] for r in curves[k]], [r[key] for r in alone],
-                                 rtol=1e-5, atol=1e-6, err_msg=key)
+      np.testing.assert_allclose(
+        [r[key] for r in curves[k]], [r[key] for r in alone], rtol=1e-5, atol=1e-6, err_msg=key
+      )
 
 
 def test_trials_that_change_the_program_run_apart():
   base = tiny_toy_config()
-  sweep = [{"seed": 0}, {"seed": 1, "optimizer.d.lr": 1e-3}, {"loss": "hinge"},
-           {"model.d_hidden": (8,)}, {"clip_value": 0.1}, {"clip_value": 0.2, "seed": 3}]
+  sweep = [
+    {"seed": 0},
+    {"seed": 1, "optimizer.d.lr": 1e-3},
+    {"loss": "hinge"},
+    {"model.d_hidden": (8,)},
+    {"clip_value": 0.1},
+    {"clip_value": 0.2, "seed": 3},
+  ]
   configs = [trials.trial_config(base, t) for t in sweep]
   assert sorted(map(sorted, trials.group_trials(configs, True, 16))) == [[0, 1], [2], [3], [4, 5]]
   assert trials.group_trials(configs, True, 1) == [[0], [1], [2], [3], [4], [5]]
@@ -67,7 +86,7 @@ def test_sweep_resumes_and_skips_finished_trials(tmp_path, monkeypatch):
   sweep = [{"seed": 0}, {"seed": 1}]
   workdir = str(tmp_path / "sweep")
   trials.run_sweep(tiny_toy_config(**{"train.num_steps": 4}), sweep, workdir)
-  rows = trials.run_sweep(tiny_toy_config(**{"train.num_steps": 8}), sweep, workdir)   # resumes
+  rows = trials.run_sweep(tiny_toy_config(**{"train.num_steps": 8}), sweep, workdir)  # resumes
   assert [r["step"] for r in rows] == [8, 8]
   assert [r["step"] for r in _curve(os.path.join(workdir, "trial_001"))] == [2, 4, 6, 8]
   retrained = lambda *a, **k: pytest.fail("re-trained a finished trial")
@@ -85,11 +104,19 @@ def test_sweep_resumes_and_skips_finished_trials(tmp_path, monkeypatch):
 def test_sweep_command_runs_twelve_trials_of_an_experiment(tmp_path):
   """experiments/toy_ring.py's own 12-trial sweep, shrunk, from one command."""
   workdir = tmp_path / "sweep"
-  result = subprocess.run(
-      [sys.executable, "-m", "gan_jax.sweep", "--config=experiments/toy_ring.py", f"--workdir={workdir}",
-       "--vectorize=true", "--config.train.num_steps=6", "--config.log_every=3", "--config.model.g_hidden=(16,)",
-       "--config.model.d_hidden=(16,)", "--config.train.batch_size=8", "--config.num_samples=16"],
-      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  result = run_python(
+    "-m",
+    "gan_jax.sweep",
+    "--config=experiments/toy_ring.py",
+    f"--workdir={workdir}",
+    "--vectorize=true",
+    "--config.train.num_steps=6",
+    "--config.log_every=3",
+    "--config.model.g_hidden=(16,)",
+    "--config.model.d_hidden=(16,)",
+    "--config.train.batch_size=8",
+    "--config.num_samples=16",
+  )
   assert result.returncode == 0, result.stderr
   with open(workdir / "sweep.csv") as f:
     table = list(csv.DictReader(f))

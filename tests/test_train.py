@@ -9,9 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import optimized_compiles, tiny_dcgan_config, tiny_toy_config
 from gan_jax import UserError, data, run_dir, train
 from gan_jax.data import toy
+
+from conftest import optimized_compiles, tiny_dcgan_config, tiny_toy_config
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +64,13 @@ def test_run_directory_contract(tmp_path):
   assert saved["loss"] == config.loss and saved["data"]["shape"] == [2]
   records = [json.loads(line) for line in _metrics_text(workdir).splitlines()]
   assert [r["step"] for r in records] == list(range(2, 21, 2))
-  assert {"step", "d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm"} <= set(records[0])
+  assert {"step", "d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm"} <= set(
+    records[0]
+  )
   assert sorted(os.listdir(workdir / "samples")) == ["step_0000010.png", "step_0000020.png"]
   assert (workdir / "curves.png").stat().st_size > 0
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir / "tensorboard"))
-  assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [15, 20]   # keep 2
+  assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [15, 20]  # keep 2
 
 
 def test_workdir_of_another_experiment_is_refused_untouched(tmp_path):
@@ -77,7 +80,8 @@ def test_workdir_of_another_experiment_is_refused_untouched(tmp_path):
   with pytest.raises(UserError, match="different experiment.*loss"):
     train.train_and_evaluate(tiny_toy_config(loss="hinge"), workdir)
   assert _metrics_text(workdir) == before
-  assert json.load(open(os.path.join(workdir, "config.json")))["loss"] == "non_saturating"
+  with open(os.path.join(workdir, "config.json")) as f:
+    assert json.load(f)["loss"] == "non_saturating"
 
 
 def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -91,7 +95,9 @@ def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
   monkeypatch.setattr(data, "from_toy", poisoned_from_toy)
   workdir = tmp_path / "run"
-  with pytest.raises(UserError, match="non-finite .*at step 13; stopped, the last good checkpoint is step 10"):
+  with pytest.raises(
+    UserError, match="non-finite .*at step 13; stopped, the last good checkpoint is step 10"
+  ):
     train.train_and_evaluate(tiny_toy_config(checkpoint_every=5), str(workdir))
   assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [5, 10]
 
@@ -99,10 +105,19 @@ def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monk
 def test_ring_training_covers_the_modes(tmp_path):
   """The ring with smaller PacGAN-style networks, 1000 steps: most of the 8 modes get samples near
   them (an untrained G puts none within 0.1 of a mode)."""
-  config = tiny_toy_config(**{
-      "model.g_hidden": (128, 128, 128), "model.d_hidden": (128, 128), "optimizer.g.lr": 1e-3,
-      "optimizer.d.lr": 1e-3, "train.batch_size": 100, "train.num_steps": 1000, "log_every": 100,
-      "sample_every": 1000, "checkpoint_every": 1000})
+  config = tiny_toy_config(
+    **{
+      "model.g_hidden": (128, 128, 128),
+      "model.d_hidden": (128, 128),
+      "optimizer.g.lr": 1e-3,
+      "optimizer.d.lr": 1e-3,
+      "train.batch_size": 100,
+      "train.num_steps": 1000,
+      "log_every": 100,
+      "sample_every": 1000,
+      "checkpoint_every": 1000,
+    }
+  )
   with optimized_compiles():
     train.train_and_evaluate(config, str(tmp_path))
   exp, state = run_dir.restore(str(tmp_path))
@@ -110,6 +125,6 @@ def test_ring_training_covers_the_modes(tmp_path):
   points = exp.sample(state, exp.noise(jax.random.key(1), 2500))
   centres, _ = toy.modes("ring8")
   distance = np.linalg.norm(points[:, None] - centres[None], axis=-1)
-  near = distance.min(1) < 0.1   # ten sigma: a loose notion of "on a mode" early in training
+  near = distance.min(1) < 0.1  # ten sigma: a loose notion of "on a mode" early in training
   covered = len(np.unique(distance.argmin(1)[near]))
   assert covered >= 6 and near.mean() > 0.2, (covered, near.mean())

@@ -6,17 +6,17 @@ import os
 import platform
 import re
 import resource
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, tiny_dcgan_config, tiny_toy_config
-from gan_jax import config as config_lib, cpu, data, experiment, parallel
+from gan_jax import config as config_lib
+from gan_jax import cpu, data, experiment, parallel
 from gan_jax.models import layers
+
+from conftest import run_python, tiny_dcgan_config, tiny_toy_config
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +42,28 @@ def run_steps(config, num_devices, images, num_steps=20):
 
 
 CASES = {
-    # synced BatchNorm in G and D, the DCGAN game
-    "dcgan": lambda: tiny_dcgan_config(),
-    # critic scan (n_critic=2), gradient penalty, LayerNorm critic
-    "wgan_gp": lambda: tiny_dcgan_config(**{"loss": "wgan_gp", "n_critic": 2, "model.d_norm": "layer",
-                                            "optimizer.d.b1": 0.0, "optimizer.g.b1": 0.0}),
-    # weight clipping, RMSProp, R1, EMA, BatchNorm MLP on 2-D points
-    "wgan_clip_r1_ema": lambda: tiny_toy_config(**{"loss": "wasserstein", "clip_value": 0.05,
-                                                   "r1_gamma": 1.0, "ema_decay": 0.9,
-                                                   "optimizer.d.name": "rmsprop"}),
+  # synced BatchNorm in G and D, the DCGAN game
+  "dcgan": lambda: tiny_dcgan_config(),
+  # critic scan (n_critic=2), gradient penalty, LayerNorm critic
+  "wgan_gp": lambda: tiny_dcgan_config(
+    **{
+      "loss": "wgan_gp",
+      "n_critic": 2,
+      "model.d_norm": "layer",
+      "optimizer.d.b1": 0.0,
+      "optimizer.g.b1": 0.0,
+    }
+  ),
+  # weight clipping, RMSProp, R1, EMA, BatchNorm MLP on 2-D points
+  "wgan_clip_r1_ema": lambda: tiny_toy_config(
+    **{
+      "loss": "wasserstein",
+      "clip_value": 0.05,
+      "r1_gamma": 1.0,
+      "ema_decay": 0.9,
+      "optimizer.d.name": "rmsprop",
+    }
+  ),
 }
 
 
@@ -63,8 +76,11 @@ def test_one_device_equals_four_devices(case, mnist_test_images):
     np.testing.assert_allclose(four[key], one[key], rtol=2e-4, atol=2e-5, err_msg=key)
   # the runs really trained (losses move), and G ended in the same place on 1 and 4 devices
   assert np.all(np.isfinite(one["d_loss"])) and one["d_loss"].std() > 0
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4),
-               jax.device_get(state_one.g_params), jax.device_get(state_four.g_params))
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4),
+    jax.device_get(state_one.g_params),
+    jax.device_get(state_four.g_params),
+  )
 
 
 def test_bfloat16_compute_tracks_float32(mnist_test_images):
@@ -72,8 +88,9 @@ def test_bfloat16_compute_tracks_float32(mnist_test_images):
   float32 one (bf16 keeps ~3 significant digits)."""
   curves = {}
   for dtype in ("float32", "bfloat16"):
-    curves[dtype], state = run_steps(tiny_dcgan_config(**{"model.dtype": dtype}), 1,
-                                     mnist_test_images, num_steps=5)
+    curves[dtype], state = run_steps(
+      tiny_dcgan_config(**{"model.dtype": dtype}), 1, mnist_test_images, num_steps=5
+    )
   assert all(p.dtype == np.float32 for p in jax.tree.leaves(state.g_params))
   assert curves["bfloat16"]["d_loss"].dtype == np.float32
   np.testing.assert_allclose(curves["bfloat16"]["d_loss"], curves["float32"]["d_loss"], rtol=0.05)
@@ -87,20 +104,22 @@ def test_cpu_step_runs_standard_xla_convolutions_and_ynnpack_matmuls():
   dimension numbers: XLA:CPU runs any other form inside a loop body with a generic, ~10x slower
   loop."""
   mesh = parallel.make_mesh(1)
-  x, w = np.ones((2, 8, 8, 32), np.float32), np.ones((4, 4, 32, 32), np.float32)   # YNNPACK-sized
+  x, w = np.ones((2, 8, 8, 32), np.float32), np.ones((4, 4, 32, 32), np.float32)  # YNNPACK-sized
 
-  def step(w, x, key):   # the train step's (state, batch, key) -> (state, metrics)
+  def step(w, x, key):  # the train step's (state, batch, key) -> (state, metrics)
     def update(w, _):
       return w - 1e-3 * jax.grad(lambda w: jnp.sum(layers.conv(x[0], w, 2, 1) ** 2))(w), None
+
     w, _ = jax.lax.scan(update, w, None, length=2)
     y = layers.conv(x[0], w, 2, 1)
     return w, y.reshape(2, -1) @ y.reshape(-1, 2)
+
   hlo = parallel.parallelize(step, mesh).lower(w, x[None], jax.random.key(0)).compile().as_text()
   fused_ops = [line for line in hlo.splitlines() if re.search(r"%ynn_fusion[.0-9]* = ", line)]
   assert fused_ops and not any("conv_general_dilated" in line for line in fused_ops)
   assert any("dot_general" in line for line in fused_ops)
   convolutions = [line for line in hlo.splitlines() if " convolution(" in line]
-  assert len(convolutions) >= 2   # the forward conv and the scanned weight gradient
+  assert len(convolutions) >= 2  # the forward conv and the scanned weight gradient
   assert all("dim_labels=b01f_01io->b01f" in line for line in convolutions), convolutions
 
 
@@ -121,6 +140,7 @@ def test_cpu_runs_reuse_the_memory_a_step_frees(monkeypatch):
     ctypes.memset(block, 1, size)
     libc.free(ctypes.c_void_p(block))
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
   page_faults_of_a_fresh_block()
   assert page_faults_of_a_fresh_block() < 1000
 
@@ -145,7 +165,7 @@ print(returned / (time.perf_counter() - tic))
 def test_cpu_steps_run_on_the_calling_thread_except_the_toys(experiment, synchronous):
   """config.parallel.cpu_async_dispatch reaches JAX: a DCGAN's computation runs on the caller's
   thread (the call returns when it is done), a toy's is handed to XLA's dispatch thread."""
-  out = subprocess.run([sys.executable, "-c", _DISPATCH_SHARE, f"experiments/{experiment}.py"],
-                       cwd=ROOT, capture_output=True, text=True, check=True)
+  out = run_python("-c", _DISPATCH_SHARE, f"experiments/{experiment}.py")
+  assert out.returncode == 0, out.stderr
   share = float(out.stdout.strip().splitlines()[-1])
   assert share > 0.9 if synchronous else share < 0.5

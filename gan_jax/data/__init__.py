@@ -7,7 +7,7 @@ an uninterrupted run would. Each host loads only its own share of every global b
 import dataclasses
 import queue
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import ml_collections
 import numpy as np
@@ -18,6 +18,7 @@ from gan_jax.data import sources, toy
 @dataclasses.dataclass
 class Dataset:
   """batch(step) -> this host's (n_critic, per_host_batch, *shape) block of that step's batch."""
+
   shape: tuple[int, ...]
   batch: Callable[[int], np.ndarray]
 
@@ -36,8 +37,9 @@ def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def from_array(examples: np.ndarray, seed: int, n_critic: int, global_batch: int,
-               host_start: int, host_size: int) -> Dataset:
+def from_array(
+  examples: np.ndarray, seed: int, n_critic: int, global_batch: int, host_start: int, host_size: int
+) -> Dataset:
   """Reshuffled every epoch from the seed; epochs run into each other (no example dropped)."""
   n = len(examples)
   per_step = n_critic * global_batch
@@ -46,8 +48,12 @@ def from_array(examples: np.ndarray, seed: int, n_critic: int, global_batch: int
   def batch(step: int) -> np.ndarray:
     first = step * per_step
     # this host's slots in each of the n_critic sub-batches
-    slots = (first + np.arange(n_critic)[:, None] * global_batch
-             + host_start + np.arange(host_size)[None, :]).reshape(-1)
+    slots = (
+      first
+      + np.arange(n_critic)[:, None] * global_batch
+      + host_start
+      + np.arange(host_size)[None, :]
+    ).reshape(-1)
     epochs, positions = np.divmod(slots, n)
     for e in set(epochs.tolist()) - set(orders):
       orders[e] = _epoch_order(seed, e, n)
@@ -59,18 +65,23 @@ def from_array(examples: np.ndarray, seed: int, n_critic: int, global_batch: int
   return Dataset(examples.shape[1:], batch)
 
 
-def from_toy(name: str, seed: int, n_critic: int, global_batch: int,
-             host_start: int, host_size: int) -> Dataset:
+def from_toy(
+  name: str, seed: int, n_critic: int, global_batch: int, host_start: int, host_size: int
+) -> Dataset:
   def batch(step: int) -> np.ndarray:
     points = toy.sample(name, np.random.default_rng([seed, step]), n_critic * global_batch)
     points = points.reshape(n_critic, global_batch, 2)
-    return points[:, host_start:host_start + host_size]
+    return points[:, host_start : host_start + host_size]
 
   return Dataset((2,), batch)
 
 
-def create(config: ml_collections.ConfigDict, host_start: int, host_size: int,
-           images: np.ndarray | None = None) -> Dataset:
+def create(
+  config: ml_collections.ConfigDict,
+  host_start: int,
+  host_size: int,
+  images: np.ndarray | None = None,
+) -> Dataset:
   """The config's dataset; `images` (from load_images) saves loading them again."""
   args = (config.seed, config.n_critic, config.train.batch_size, host_start, host_size)
   if config.data.source == "toy":
@@ -91,7 +102,7 @@ def prefetch(dataset: Dataset, start: int, stop: int, depth: int = 2) -> Iterato
     try:
       for step in range(start, stop):
         buffer.put(dataset.batch(step))
-    except Exception as e:   # handed to the consumer, which re-raises it
+    except Exception as e:  # handed to the consumer, which re-raises it
       buffer.put(e)
 
   threading.Thread(target=produce, daemon=True).start()

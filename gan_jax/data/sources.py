@@ -9,36 +9,47 @@ from PIL import Image
 from gan_jax import UserError
 
 
-def load_tfds(name: str, split: str, data_dir: str = "", manual_dir: str = "",
-              download: bool = False, with_labels: bool = False):
+def load_tfds(
+  name: str,
+  split: str,
+  data_dir: str = "",
+  manual_dir: str = "",
+  download: bool = False,
+  with_labels: bool = False,
+):
   """A tfds image dataset's split (and its labels if asked), prepared once into `data_dir`.
 
   Offline (the default) it is prepared from the original files in `manual_dir`; a missing file is
   an error at once, not a download that would hang on an air-gapped machine.
   """
-  import tensorflow_datasets as tfds   # imported here: TensorFlow is slow to import
+  import tensorflow_datasets as tfds  # imported here: TensorFlow is slow to import
 
   try:
     builder = tfds.builder(name, data_dir=data_dir or None)
-  except Exception as e:   # tfds raises DatasetNotFoundError and friends
+  except Exception as e:  # tfds raises DatasetNotFoundError and friends
     raise UserError(f"unknown tfds dataset {name!r}: {_first_line(e)}") from e
   if not builder.is_prepared():
     _check_offline_files(builder, name, manual_dir, download)
     # Each dataset extracts into its own folder: MNIST and Fashion-MNIST share file names.
     downloads = os.path.join(builder.data_dir_root, "downloads", name)
     download_config = tfds.download.DownloadConfig(
-        manual_dir=manual_dir or None, extract_dir=os.path.join(downloads, "extracted"),
-        try_download_gcs=False)
+      manual_dir=manual_dir or None,
+      extract_dir=os.path.join(downloads, "extracted"),
+      try_download_gcs=False,
+    )
     try:
       builder.download_and_prepare(download_dir=downloads, download_config=download_config)
     except Exception as e:
-      raise UserError(f"could not prepare tfds dataset {name!r} in {builder.data_dir_root} "
-                      f"({type(e).__name__}: {_first_line(e)})") from e
+      raise UserError(
+        f"could not prepare tfds dataset {name!r} in {builder.data_dir_root} "
+        f"({type(e).__name__}: {_first_line(e)})"
+      ) from e
   keys = ("image", "label") if with_labels else ("image",)
   for key in keys:
     if key not in builder.info.features:
-      raise UserError(f"tfds dataset {name!r} has no {key!r} feature (it has "
-                      f"{sorted(builder.info.features)})")
+      raise UserError(
+        f"tfds dataset {name!r} has no {key!r} feature (it has {sorted(builder.info.features)})"
+      )
   try:
     ds = builder.as_dataset(split=split, batch_size=4096, shuffle_files=False)
   except Exception as e:
@@ -55,14 +66,20 @@ def _check_offline_files(builder, name: str, manual_dir: str, download: bool) ->
     return
   where = f"tfds dataset {name!r} is not prepared in {builder.data_dir_root}"
   if not manual_dir:
-    raise UserError(f"{where}: pass --config.data.manual_dir=FOLDER holding its original files "
-                    "(or --config.data.download=True to fetch them)")
+    raise UserError(
+      f"{where}: pass --config.data.manual_dir=FOLDER holding its original files "
+      "(or --config.data.download=True to fetch them)"
+    )
   if not os.path.isdir(manual_dir):
     raise UserError(f"config.data.manual_dir={manual_dir!r} is not a folder")
-  expected = [info.filename or url.rsplit("/", 1)[-1] for url, info in (builder.url_infos or {}).items()]
+  expected = [
+    info.filename or url.rsplit("/", 1)[-1] for url, info in (builder.url_infos or {}).items()
+  ]
   missing = [f for f in expected if not os.path.exists(os.path.join(manual_dir, f))]
   if missing:
-    raise UserError(f"{where}, and config.data.manual_dir={manual_dir!r} lacks {', '.join(missing)}")
+    raise UserError(
+      f"{where}, and config.data.manual_dir={manual_dir!r} lacks {', '.join(missing)}"
+    )
 
 
 def load_npz(path: str) -> np.ndarray:
@@ -91,8 +108,14 @@ def resize(images: np.ndarray, size: int) -> np.ndarray:
   if images.shape[1:3] == (size, size):
     return images
   mode = "L" if images.shape[-1] == 1 else "RGB"
-  out = [np.asarray(Image.fromarray(im.squeeze(-1) if mode == "L" else im, mode)
-                    .resize((size, size), Image.BILINEAR)) for im in images]
+  out = [
+    np.asarray(
+      Image.fromarray(im.squeeze(-1) if mode == "L" else im, mode).resize(
+        (size, size), Image.BILINEAR
+      )
+    )
+    for im in images
+  ]
   return np.stack(out).reshape(len(images), size, size, images.shape[-1])
 
 
@@ -100,8 +123,9 @@ def _check_images(images: np.ndarray, origin: str) -> np.ndarray:
   if images.ndim == 3:
     images = images[..., None]
   if images.ndim != 4 or images.dtype != np.uint8 or images.shape[-1] not in (1, 3):
-    raise UserError(f"{origin}: expected uint8 images (N, H, W, 1 or 3), got {images.dtype} "
-                    f"{images.shape}")
+    raise UserError(
+      f"{origin}: expected uint8 images (N, H, W, 1 or 3), got {images.dtype} {images.shape}"
+    )
   return images
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 def modes(name: str) -> tuple[np.ndarray, float]:
   """(mode centres (K, 2), standard deviation) of a toy dataset."""
-  if name == "ring8":   # 8 modes on the unit circle, sigma 0.01
+  if name == "ring8":  # 8 modes on the unit circle, sigma 0.01
     angles = 2 * np.pi * np.arange(8) / 8
     return np.stack([np.cos(angles), np.sin(angles)], axis=1), 0.01
   if name == "grid25":  # 25 modes at {-4, -2, 0, 2, 4}^2, sigma 0.05

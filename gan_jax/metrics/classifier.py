@@ -23,6 +23,7 @@ FEATURES = 128
 class CNN(nn.Module):
   """LeNet-style: conv5x5(32)-pool-conv5x5(64)-pool-dense128-dense(classes), ~4M multiply-adds per
   28x28 image, so that it trains on a 2-core CPU in minutes."""
+
   num_classes: int = 10
 
   @nn.compact
@@ -37,8 +38,9 @@ class CNN(nn.Module):
     return features, logits
 
 
-def train_classifier(images, labels, test_images, test_labels, epochs: int = 3,
-                     batch_size: int = 128, seed: int = 0):
+def train_classifier(
+  images, labels, test_images, test_labels, epochs: int = 3, batch_size: int = 128, seed: int = 0
+):
   """(params, test accuracy): Adam(1e-3) with a cosine decay, uint8 NHWC images in [0, 255]."""
   model = CNN(int(labels.max()) + 1)
   steps_per_epoch = len(images) // batch_size
@@ -53,6 +55,7 @@ def train_classifier(images, labels, test_images, test_labels, epochs: int = 3,
       dropout_key = jax.random.fold_in(key, step)
       _, logits = model.apply({"params": p}, x, train=True, rngs={"dropout": dropout_key})
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
     grads = jax.grad(loss_fn)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
@@ -61,9 +64,10 @@ def train_classifier(images, labels, test_images, test_labels, epochs: int = 3,
   for epoch in range(epochs):
     order = rng.permutation(len(images))
     for i in range(steps_per_epoch):
-      idx = order[i * batch_size:(i + 1) * batch_size]
-      params, opt_state = step(params, opt_state, images[idx], labels[idx],
-                               epoch * steps_per_epoch + i)
+      idx = order[i * batch_size : (i + 1) * batch_size]
+      params, opt_state = step(
+        params, opt_state, images[idx], labels[idx], epoch * steps_per_epoch + i
+      )
   _, logits = _features_of(model, params)(test_images)
   return params, float((logits.argmax(1) == test_labels).mean())
 
@@ -94,10 +98,16 @@ def load(workdir: str) -> Extractor:
     info = json.load(f)
   model = CNN(info["num_classes"])
   template = jax.eval_shape(
-      lambda: model.init(jax.random.key(0), jnp.zeros((1, *info["image_shape"]))))
+    lambda: model.init(jax.random.key(0), jnp.zeros((1, *info["image_shape"])))
+  )
   with open(path, "rb") as f:
     params = flax.serialization.from_bytes(template["params"], f.read())
-  return Extractor(_features_of(model, params), {
-      **info, "resize": "none",
+  return Extractor(
+    _features_of(model, params),
+    {
+      **info,
+      "resize": "none",
       "extractor": f"gan_jax.classifier ({info['dataset']}, test accuracy "
-                   f"{info['test_accuracy']:.4f})"})
+      f"{info['test_accuracy']:.4f})",
+    },
+  )

@@ -12,8 +12,11 @@ def toy_mode_coverage(samples, dataset: str) -> dict:
   distance = np.linalg.norm(np.asarray(samples)[:, None] - centres[None], axis=-1)
   high_quality = distance.min(1) <= 3 * sigma
   captured = np.unique(distance.argmin(1)[high_quality])
-  return {"modes": int(len(captured)), "num_modes": int(len(centres)),
-          "high_quality_percent": float(100 * high_quality.mean())}
+  return {
+    "modes": int(len(captured)),
+    "num_modes": int(len(centres)),
+    "high_quality_percent": float(100 * high_quality.mean()),
+  }
 
 
 def class_coverage(logits) -> dict:

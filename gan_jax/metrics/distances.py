@@ -35,10 +35,10 @@ class FeatureStats:
 def frechet_distance(mu1, cov1, mu2, cov2) -> float:
   """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^(1/2)) of two Gaussians, in float64."""
   mu1, mu2, cov1, cov2 = (np.asarray(a, np.float64) for a in (mu1, mu2, cov1, cov2))
-  with warnings.catch_warnings():   # singular products (dead ReLU features) are handled below
+  with warnings.catch_warnings():  # singular products (dead ReLU features) are handled below
     warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
     covmean, _ = scipy.linalg.sqrtm(cov1 @ cov2, disp=False)
-  if not np.isfinite(covmean).all():   # singular product: nudge both diagonals (as pytorch-fid)
+  if not np.isfinite(covmean).all():  # singular product: nudge both diagonals (as pytorch-fid)
     offset = np.eye(len(cov1)) * 1e-6
     covmean = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
   covmean = covmean.real
@@ -56,15 +56,21 @@ def _polynomial_mmd2(x, y):
   return off_diagonal_mean(kxx) + off_diagonal_mean(kyy) - 2 * kxy.mean()
 
 
-def kernel_inception_distance(real, fake, num_subsets: int = 100, subset_size: int = 1000,
-                              seed: int = 0) -> tuple[float, float]:
+def kernel_inception_distance(
+  real, fake, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
   """(mean, std) of the unbiased polynomial-kernel MMD^2 over random equal-size subsets."""
   real, fake = np.asarray(real, np.float32), np.asarray(fake, np.float32)
   m = min(subset_size, len(real), len(fake))
   rng = np.random.default_rng(seed)
-  values = [float(_polynomial_mmd2(real[rng.choice(len(real), m, replace=False)],
-                                   fake[rng.choice(len(fake), m, replace=False)]))
-            for _ in range(num_subsets)]
+  values = [
+    float(
+      _polynomial_mmd2(
+        real[rng.choice(len(real), m, replace=False)], fake[rng.choice(len(fake), m, replace=False)]
+      )
+    )
+    for _ in range(num_subsets)
+  ]
   return float(np.mean(values)), float(np.std(values))
 
 
@@ -82,7 +88,7 @@ def inception_score(logits, splits: int = 10) -> tuple[float, float]:
 @functools.partial(jax.jit, static_argnames="k")
 def _kth_neighbour_distance(x, block, k: int):
   d = jnp.sqrt(jnp.maximum(_squared_distances(block, x), 0.0))
-  return jnp.sort(d, axis=1)[:, k]   # column 0 is the point itself
+  return jnp.sort(d, axis=1)[:, k]  # column 0 is the point itself
 
 
 @jax.jit
@@ -92,11 +98,11 @@ def _inside_any_ball(points, centres, radii):
 
 
 def _squared_distances(a, b):
-  return jnp.sum(a ** 2, 1)[:, None] - 2 * a @ b.T + jnp.sum(b ** 2, 1)[None, :]
+  return jnp.sum(a**2, 1)[:, None] - 2 * a @ b.T + jnp.sum(b**2, 1)[None, :]
 
 
 def _blocks(x, size=1024):
-  return [x[i:i + size] for i in range(0, len(x), size)]
+  return [x[i : i + size] for i in range(0, len(x), size)]
 
 
 def precision_recall(real, fake, k: int = 3) -> tuple[float, float]:
@@ -106,6 +112,8 @@ def precision_recall(real, fake, k: int = 3) -> tuple[float, float]:
 
   def manifold_contains(support, queries):
     radii = jnp.concatenate([_kth_neighbour_distance(support, b, k) for b in _blocks(support)])
-    return np.concatenate([np.asarray(_inside_any_ball(q, support, radii)) for q in _blocks(queries)])
+    return np.concatenate(
+      [np.asarray(_inside_any_ball(q, support, radii)) for q in _blocks(queries)]
+    )
 
   return float(manifold_contains(real, fake).mean()), float(manifold_contains(fake, real).mean())

@@ -10,15 +10,20 @@ import numpy as np
 from gan_jax import UserError, data
 from gan_jax.metrics import classifier, extractors
 from gan_jax.metrics.coverage import class_coverage, toy_mode_coverage
-from gan_jax.metrics.distances import (FeatureStats, frechet_distance, inception_score,
-                                       kernel_inception_distance, precision_recall)
+from gan_jax.metrics.distances import (
+  FeatureStats,
+  frechet_distance,
+  inception_score,
+  kernel_inception_distance,
+  precision_recall,
+)
 from gan_jax.pixels import to_uint8
 
-MAX_KERNEL_SAMPLES = 10000   # KID and precision/recall hold features in memory: cap them
+MAX_KERNEL_SAMPLES = 10000  # KID and precision/recall hold features in memory: cap them
 
 
 def default_num_samples(config) -> int:
-  return 2500 if config.data.source == "toy" else 10000   # PacGAN's protocol; the usual FID count
+  return 2500 if config.data.source == "toy" else 10000  # PacGAN's protocol; the usual FID count
 
 
 def real_reference(config, extractor: extractors.Extractor, split: str, cache_dir: str) -> dict:
@@ -39,14 +44,16 @@ def real_reference(config, extractor: extractors.Extractor, split: str, cache_di
     return {k: f[k] for k in f.files}
 
 
-def image_metrics(samples_uint8, config, extractor: extractors.Extractor, real_split: str,
-                  cache_dir: str) -> dict:
+def image_metrics(
+  samples_uint8, config, extractor: extractors.Extractor, real_split: str, cache_dir: str
+) -> dict:
   """FID, KID, precision/recall and Inception Score in the extractor's space (class coverage too
   when it is a gan_jax classifier)."""
   shape = extractor.info.get("image_shape")
   if shape and list(samples_uint8.shape[1:]) != shape:
-    raise UserError(f"the classifier takes {shape} images, the run makes "
-                    f"{list(samples_uint8.shape[1:])}")
+    raise UserError(
+      f"the classifier takes {shape} images, the run makes {list(samples_uint8.shape[1:])}"
+    )
   real = real_reference(config, extractor, real_split, cache_dir)
   features, logits = extractor.features_of(samples_uint8)
   stats = FeatureStats(features.shape[1])
@@ -57,32 +64,48 @@ def image_metrics(samples_uint8, config, extractor: extractors.Extractor, real_s
   inception, inception_std = inception_score(logits)
   coverage = class_coverage(logits) if "num_classes" in extractor.info else {}
   return {
-      "fid": frechet_distance(real["mean"], real["cov"], *stats.mean_cov()),
-      "kid": kid, "kid_std": kid_std, "precision": precision, "recall": recall,
-      "inception_score": inception, "inception_score_std": inception_std, **coverage,
-      "how": {"extractor": extractor.info["extractor"],
-              "weights_sha256": extractor.info["sha256"],
-              "num_fake": int(len(samples_uint8)), "num_real": int(real["count"]),
-              "num_kernel_samples": int(len(kernel_fake)), "real_dataset": config.data.name,
-              "real_split": real_split, "resize": extractor.info["resize"],
-              "kid": "unbiased MMD^2, k(x,y)=(x.y/d+1)^3, 100 subsets of up to 1000",
-              "precision_recall": "Kynkaanniemi et al. 2019, k=3"}}
+    "fid": frechet_distance(real["mean"], real["cov"], *stats.mean_cov()),
+    "kid": kid,
+    "kid_std": kid_std,
+    "precision": precision,
+    "recall": recall,
+    "inception_score": inception,
+    "inception_score_std": inception_std,
+    **coverage,
+    "how": {
+      "extractor": extractor.info["extractor"],
+      "weights_sha256": extractor.info["sha256"],
+      "num_fake": int(len(samples_uint8)),
+      "num_real": int(real["count"]),
+      "num_kernel_samples": int(len(kernel_fake)),
+      "real_dataset": config.data.name,
+      "real_split": real_split,
+      "resize": extractor.info["resize"],
+      "kid": "unbiased MMD^2, k(x,y)=(x.y/d+1)^3, 100 subsets of up to 1000",
+      "precision_recall": "Kynkaanniemi et al. 2019, k=3",
+    },
+  }
 
 
-def sample_metrics(samples, config, classifier_dir: str = "", real_split: str = "test",
-                   inception_weights: str = "") -> dict:
+def sample_metrics(
+  samples, config, classifier_dir: str = "", real_split: str = "test", inception_weights: str = ""
+) -> dict:
   """The metrics of generator outputs: toy mode coverage, or image metrics in the space of a
   gan_jax classifier or of the FID Inception-v3 (weights from a local file)."""
   if config.data.source == "toy":
-    return {**toy_mode_coverage(samples, config.data.name),
-            "how": {"num_fake": len(samples), "protocol": "PacGAN: high quality within 3 sigma"}}
+    return {
+      **toy_mode_coverage(samples, config.data.name),
+      "how": {"num_fake": len(samples), "protocol": "PacGAN: high quality within 3 sigma"},
+    }
   if inception_weights:
     extractor = extractors.inception(inception_weights)
     cache_dir = os.path.dirname(inception_weights)
   elif classifier_dir:
     extractor, cache_dir = classifier.load(classifier_dir), classifier_dir
   else:
-    raise UserError("image metrics need a feature extractor: --classifier=DIR (or "
-                    "config.eval_classifier; python -m gan_jax.classifier trains one) or "
-                    "--inception_weights=FILE")
+    raise UserError(
+      "image metrics need a feature extractor: --classifier=DIR (or "
+      "config.eval_classifier; python -m gan_jax.classifier trains one) or "
+      "--inception_weights=FILE"
+    )
   return image_metrics(to_uint8(samples), config, extractor, real_split, cache_dir or ".")

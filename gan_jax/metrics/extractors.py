@@ -3,7 +3,8 @@ plus `info`, which says what it is, its weights' sha256 and how images are resiz
 
 import hashlib
 import pickle
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +22,9 @@ class Extractor(NamedTuple):
 
 def batched(apply, images, batch_size: int = 500):
   """(features, logits) float32 NumPy arrays of `apply` over `images` in batches."""
-  outputs = [jax.device_get(apply(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
+  outputs = [
+    jax.device_get(apply(images[i : i + batch_size])) for i in range(0, len(images), batch_size)
+  ]
   return tuple(np.concatenate([o[j] for o in outputs]).astype(np.float32) for j in range(2))
 
 
@@ -40,8 +43,10 @@ def load_inception_variables(path: str) -> dict:
     try:
       import torch
     except ImportError as e:
-      raise UserError(f"reading {path} needs torch (pip install -e .[bench]); or convert it to "
-                      ".npz: np.savez(out, **{k: v.numpy() for k, v in torch.load(path).items()})") from e
+      raise UserError(
+        f"reading {path} needs torch (pip install -e .[bench]); or convert it to "
+        ".npz: np.savez(out, **{k: v.numpy() for k, v in torch.load(path).items()})"
+      ) from e
     state_dict = {k: v.numpy() for k, v in torch.load(path, map_location="cpu").items()}
   elif path.endswith(".npz"):
     with np.load(path) as f:
@@ -49,8 +54,9 @@ def load_inception_variables(path: str) -> dict:
   else:
     with open(path, "rb") as f:
       state_dict = pickle.load(f)
-  template = jax.eval_shape(lambda: inception_lib.FIDInceptionV3().init(
-      jax.random.key(0), jnp.zeros((1, 75, 75, 3))))
+  template = jax.eval_shape(
+    lambda: inception_lib.FIDInceptionV3().init(jax.random.key(0), jnp.zeros((1, 75, 75, 3)))
+  )
   if any(isinstance(v, dict) for v in state_dict.values()):
     return inception_lib.from_jax_fid(state_dict, template)
   return inception_lib.from_torch_state_dict(state_dict, template)
@@ -64,6 +70,9 @@ def inception(weights_path: str) -> Extractor:
     raise UserError(f"cannot load Inception weights from {weights_path!r}: {e}") from e
   model = inception_lib.FIDInceptionV3()
   apply = jax.jit(lambda x: model.apply(variables, to_model_range(x)))
-  info = {"extractor": "inception-v3 (FID protocol, pytorch-fid port of the TF 2015-12-05 graph)",
-          "sha256": _sha256(weights_path), "resize": "bilinear to 299x299"}
+  info = {
+    "extractor": "inception-v3 (FID protocol, pytorch-fid port of the TF 2015-12-05 graph)",
+    "sha256": _sha256(weights_path),
+    "resize": "bilinear to 299x299",
+  }
   return Extractor(lambda images: batched(apply, images), info)

@@ -19,8 +19,10 @@ def resolution_factors(size: int) -> tuple[int, int]:
       s, k = s // 2, k + 1
     if s == base and k >= 1:
       return base, k
-  raise UserError(f"dcgan needs a square image of size 4*2^k or 7*2^k (28, 32, 64, ...), got {size}; "
-                  "set --config.data.image_size")
+  raise UserError(
+    f"dcgan needs a square image of size 4*2^k or 7*2^k (28, 32, 64, ...), got {size}; "
+    "set --config.data.image_size"
+  )
 
 
 class Generator(nn.Module):
@@ -37,8 +39,9 @@ class Generator(nn.Module):
     features = self.ngf * 2 ** (k - 1)
     norm = lambda x: normalization(self.norm, train, self.axis_name, self.dtype)(x)
     # On a 1x1 input PyTorch's first ConvTranspose(4, 1, 0) is this Dense, parameter for parameter.
-    x = nn.Dense(base * base * features, use_bias=False, kernel_init=DCGAN_INIT,
-                 dtype=self.dtype)(z)
+    x = nn.Dense(base * base * features, use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype)(
+      z
+    )
     x = x.reshape(z.shape[0], base, base, features)
     x = nn.relu(norm(x))
     for _ in range(k - 1):
@@ -49,6 +52,7 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
   """Returns one logit (or critic value) per image."""
+
   image_shape: tuple[int, int, int]
   ndf: int = 64
   norm: str = "batch"
@@ -61,11 +65,12 @@ class Discriminator(nn.Module):
     use_bias = self.norm == "none"
     x = x.astype(self.dtype)
     for i in range(k):
-      x = Conv(self.ndf * 2 ** i, use_bias=use_bias)(x)
-      if i > 0:   # no normalisation on the first layer (Radford et al.)
+      x = Conv(self.ndf * 2**i, use_bias=use_bias)(x)
+      if i > 0:  # no normalisation on the first layer (Radford et al.)
         x = normalization(self.norm, train, self.axis_name, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
     # PyTorch's last Conv(4, 1, 0) over the 4x4 map is this Dense.
     logits = nn.Dense(1, use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype)(
-        x.reshape(x.shape[0], -1))
+      x.reshape(x.shape[0], -1)
+    )
     return logits[:, 0].astype(jnp.float32)

@@ -40,7 +40,9 @@ class InceptionA(nn.Module):
   @nn.compact
   def __call__(self, x):
     b1 = BasicConv2d(64, name="branch1x1")(x)
-    b5 = BasicConv2d(64, (5, 5), padding=(2, 2), name="branch5x5_2")(BasicConv2d(48, name="branch5x5_1")(x))
+    b5 = BasicConv2d(64, (5, 5), padding=(2, 2), name="branch5x5_2")(
+      BasicConv2d(48, name="branch5x5_1")(x)
+    )
     b3 = BasicConv2d(64, name="branch3x3dbl_1")(x)
     b3 = BasicConv2d(96, (3, 3), padding=(1, 1), name="branch3x3dbl_2")(b3)
     b3 = BasicConv2d(96, (3, 3), padding=(1, 1), name="branch3x3dbl_3")(b3)
@@ -90,18 +92,28 @@ class InceptionD(nn.Module):
 
 
 class InceptionE(nn.Module):
-  pool: str   # "avg" in Mixed_7b, "max" in Mixed_7c (a quirk of the TF graph)
+  pool: str  # "avg" in Mixed_7b, "max" in Mixed_7c (a quirk of the TF graph)
 
   @nn.compact
   def __call__(self, x):
     b1 = BasicConv2d(320, name="branch1x1")(x)
     b3 = BasicConv2d(384, name="branch3x3_1")(x)
-    b3 = jnp.concatenate([BasicConv2d(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
-                          BasicConv2d(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3)], -1)
+    b3 = jnp.concatenate(
+      [
+        BasicConv2d(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
+        BasicConv2d(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3),
+      ],
+      -1,
+    )
     bd = BasicConv2d(448, name="branch3x3dbl_1")(x)
     bd = BasicConv2d(384, (3, 3), padding=(1, 1), name="branch3x3dbl_2")(bd)
-    bd = jnp.concatenate([BasicConv2d(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
-                          BasicConv2d(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd)], -1)
+    bd = jnp.concatenate(
+      [
+        BasicConv2d(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
+        BasicConv2d(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd),
+      ],
+      -1,
+    )
     pooled = _avg_pool(x) if self.pool == "avg" else _max_pool(x, 1, ((1, 1), (1, 1)))
     bp = BasicConv2d(192, name="branch_pool")(pooled)
     return jnp.concatenate([b1, b3, bd, bp], axis=-1)
@@ -110,8 +122,9 @@ class InceptionE(nn.Module):
 class FIDInceptionV3(nn.Module):
   @nn.compact
   def __call__(self, images):
-    x = jax.image.resize(images, (images.shape[0], 299, 299, images.shape[-1]), "bilinear",
-                         antialias=False)
+    x = jax.image.resize(
+      images, (images.shape[0], 299, 299, images.shape[-1]), "bilinear", antialias=False
+    )
     if x.shape[-1] == 1:
       x = jnp.tile(x, (1, 1, 1, 3))
     x = BasicConv2d(32, (3, 3), strides=2, name="Conv2d_1a_3x3")(x)
@@ -143,9 +156,13 @@ def from_torch_state_dict(state_dict: dict, template: dict) -> dict:
     if leaf == "num_batches_tracked":
       continue
     if path[-1] == "conv" and leaf == "weight":
-      target, leaf, value = params, "kernel", value.transpose(2, 3, 1, 0)   # OIHW -> HWIO
+      target, leaf, value = params, "kernel", value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
     elif path[-1] == "fc":
-      target, leaf, value = params, {"weight": "kernel", "bias": "bias"}[leaf], (value.T if leaf == "weight" else value)
+      target, leaf, value = (
+        params,
+        {"weight": "kernel", "bias": "bias"}[leaf],
+        (value.T if leaf == "weight" else value),
+      )
     elif leaf in ("running_mean", "running_var"):
       target, leaf = stats, {"running_mean": "mean", "running_var": "var"}[leaf]
     else:
@@ -164,13 +181,17 @@ def from_torch_state_dict(state_dict: dict, template: dict) -> dict:
 
 def from_jax_fid(params_dict: dict, template: dict) -> dict:
   """Flax variables from jax-fid's pickled weights (matthias-wright/jax-fid): nested dicts by
-  pytorch-fid's module names, each unit {'conv': {'kernel'}, 'bn': {'scale', 'bias', 'mean', 'var'}},
+  pytorch-fid's module names, each unit
+  {'conv': {'kernel'}, 'bn': {'scale', 'bias', 'mean', 'var'}},
   and 'fc': {'kernel', 'bias'}."""
+
   def convert(node, path):
-    if "conv" in node and "bn" in node:   # one BasicConv2d
+    if "conv" in node and "bn" in node:  # one BasicConv2d
       bn = node["bn"]
-      return ({"conv": {"kernel": node["conv"]["kernel"]}, "bn": {k: bn[k] for k in ("scale", "bias")}},
-              {"bn": {k: bn[k] for k in ("mean", "var")}})
+      return (
+        {"conv": {"kernel": node["conv"]["kernel"]}, "bn": {k: bn[k] for k in ("scale", "bias")}},
+        {"bn": {k: bn[k] for k in ("mean", "var")}},
+      )
     params, stats = {}, {}
     for name, child in node.items():
       if name == "fc" and not path:
@@ -185,17 +206,21 @@ def from_jax_fid(params_dict: dict, template: dict) -> dict:
     params, stats = convert(params_dict, [])
   except KeyError as e:
     raise ValueError(f"the weights lack {e} of jax-fid's Inception-v3 layout") from None
-  variables = jax.tree.map(lambda x: np.asarray(x, np.float32), {"params": params, "batch_stats": stats})
+  variables = jax.tree.map(
+    lambda x: np.asarray(x, np.float32), {"params": params, "batch_stats": stats}
+  )
   if jax.tree.map(lambda x: x.shape, template) != jax.tree.map(lambda x: x.shape, variables):
-    raise ValueError("the weights do not have jax-fid's Inception-v3 layout (an fc of 1008 classes, "
-                     "as the TF graph's, is needed)")
+    raise ValueError(
+      "the weights do not have jax-fid's Inception-v3 layout (an fc of 1008 classes, "
+      "as the TF graph's, is needed)"
+    )
   return variables
 
 
 def to_torch_state_dict(variables: dict) -> dict:
   """The inverse of from_torch_state_dict (for tests and for exporting)."""
   out = {}
-  for (collection, tree) in variables.items():
+  for collection, tree in variables.items():
     for path, value in jax.tree_util.tree_flatten_with_path(tree)[0]:
       names = [p.key for p in path]
       *prefix, leaf = names

@@ -25,13 +25,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-DCGAN_INIT = nn.initializers.normal(0.02)   # Radford et al.: weights from N(0, 0.02)
+DCGAN_INIT = nn.initializers.normal(0.02)  # Radford et al.: weights from N(0, 0.02)
 _DIMS = ("NHWC", "HWIO", "NHWC")
-FEW_CHANNELS = 4   # up to this many channels on the big side, grow is col2im
+FEW_CHANNELS = 4  # up to this many channels on the big side, grow is col2im
 
 
 def transposed_size(size: int, kernel: int, stride: int, padding: int) -> int:
-  return (size - 1) * stride - 2 * padding + kernel   # PyTorch's ConvTranspose2d output size
+  return (size - 1) * stride - 2 * padding + kernel  # PyTorch's ConvTranspose2d output size
 
 
 def _patches(big, kernel: int, stride: int, padding: int):
@@ -39,27 +39,36 @@ def _patches(big, kernel: int, stride: int, padding: int):
   n, h, w, c = big.shape
   ho, wo = ((size + 2 * padding - kernel) // stride + 1 for size in (h, w))
   padded = jnp.pad(big, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-  taps = [lax.slice(padded, (0, ky, kx, 0), (n, ky + stride * (ho - 1) + 1,
-                                              kx + stride * (wo - 1) + 1, c), (1, stride, stride, 1))
-          for ky in range(kernel) for kx in range(kernel)]
+  taps = [
+    lax.slice(
+      padded,
+      (0, ky, kx, 0),
+      (n, ky + stride * (ho - 1) + 1, kx + stride * (wo - 1) + 1, c),
+      (1, stride, stride, 1),
+    )
+    for ky in range(kernel)
+    for kx in range(kernel)
+  ]
   return jnp.concatenate(taps, axis=-1)
 
 
 def _shrink(big, w, stride, padding):
   """The strided conv: big (N, H, W, Cb), w (k, k, Cb, Cs) -> (N, Ho, Wo, Cs)."""
-  return lax.conv_general_dilated(big, w, (stride, stride), [(padding, padding)] * 2,
-                                  dimension_numbers=_DIMS)
+  return lax.conv_general_dilated(
+    big, w, (stride, stride), [(padding, padding)] * 2, dimension_numbers=_DIMS
+  )
 
 
 def _has_phases(w, stride: int):
-  """Whether `_grow` with this kernel splits into stride * stride dense convs (`_grow_by_phases`)."""
+  """Whether `_grow` with this kernel splits into stride * stride dense convs
+  (`_grow_by_phases`)."""
   return stride > 1 and w.shape[0] % stride == 0
 
 
 def _grow(small, w, stride, padding, big_hw):
   """The transpose of `_shrink`: small (N, Ho, Wo, Cs) -> (N, *big_hw, Cb)."""
   big = jax.ShapeDtypeStruct((small.shape[0], *big_hw, w.shape[2]), small.dtype)
-  if w.shape[2] <= FEW_CHANNELS:   # col2im of the kernel's transpose matmul
+  if w.shape[2] <= FEW_CHANNELS:  # col2im of the kernel's transpose matmul
     columns = small @ w.reshape(-1, w.shape[-1]).T
     (out,) = jax.linear_transpose(lambda b: _patches(b, w.shape[0], stride, padding), big)(columns)
   elif _has_phases(w, stride):
@@ -79,21 +88,23 @@ def _grow_by_phases(small, w, stride, padding, big_hw):
   """
   s, kb = stride, w.shape[0] // stride
   n, h, wd, _ = small.shape
-  rows, cols = (-(-size // s) for size in big_hw)   # each phase's output size, rounded up
+  rows, cols = (-(-size // s) for size in big_hw)  # each phase's output size, rounded up
 
-  def taps(phase):   # along one axis: the phase's first kernel tap and its shift into `small`
+  def taps(phase):  # along one axis: the phase's first kernel tap and its shift into `small`
     return (phase + padding) % s, (phase + padding) // s
 
   phases = []
   for a in range(s):
     for b in range(s):
       (tap_a, shift_a), (tap_b, shift_b) = taps(a), taps(b)
-      kernel = jnp.flip(w[tap_a::s, tap_b::s], (0, 1)).transpose(0, 1, 3, 2)   # (k/s, k/s, Cs, Cb)
-      pads = [(kb - 1 - shift, out - size + shift)
-              for shift, out, size in ((shift_a, rows, h), (shift_b, cols, wd))]
+      kernel = jnp.flip(w[tap_a::s, tap_b::s], (0, 1)).transpose(0, 1, 3, 2)  # (k/s, k/s, Cs, Cb)
+      pads = [
+        (kb - 1 - shift, out - size + shift)
+        for shift, out, size in ((shift_a, rows, h), (shift_b, cols, wd))
+      ]
       phases.append(lax.conv_general_dilated(small, kernel, (1, 1), pads, dimension_numbers=_DIMS))
   out = jnp.stack(phases, axis=3).reshape(n, rows, cols, s, s, -1).transpose(0, 1, 3, 2, 4, 5)
-  return out.reshape(n, rows * s, cols * s, -1)[:, :big_hw[0], :big_hw[1]]
+  return out.reshape(n, rows * s, cols * s, -1)[:, : big_hw[0], : big_hw[1]]
 
 
 # The three operations as one family closed under differentiation: each one's gradient is made of
@@ -111,8 +122,10 @@ def _conv_fwd(x, w, stride, padding):
 
 def _conv_bwd(stride, padding, residuals, g):
   x, w = residuals
-  return (_grow_op(g, w, stride, padding, x.shape[1:3]),
-          _weight_op(x, g, stride, padding, w.shape[0]))
+  return (
+    _grow_op(g, w, stride, padding, x.shape[1:3]),
+    _weight_op(x, g, stride, padding, w.shape[0]),
+  )
 
 
 conv.defvjp(_conv_fwd, _conv_bwd)
@@ -146,9 +159,15 @@ def _weight_op(big, small_grad, stride: int, padding: int, kernel: int):
   """
   (_, h, wd, _), (_, ho, wo, _) = big.shape, small_grad.shape
   pads = [(padding, kernel + (o - 1) * stride - size - padding) for o, size in ((ho, h), (wo, wd))]
-  out = lax.conv_general_dilated(big.transpose(3, 1, 2, 0), small_grad.transpose(1, 2, 0, 3), (1, 1),
-                                 pads, rhs_dilation=(stride, stride), dimension_numbers=_DIMS)
-  return out.transpose(1, 2, 0, 3)   # (Cb, k, k, Cs) -> (k, k, Cb, Cs)
+  out = lax.conv_general_dilated(
+    big.transpose(3, 1, 2, 0),
+    small_grad.transpose(1, 2, 0, 3),
+    (1, 1),
+    pads,
+    rhs_dilation=(stride, stride),
+    dimension_numbers=_DIMS,
+  )
+  return out.transpose(1, 2, 0, 3)  # (Cb, k, k, Cs) -> (k, k, Cb, Cs)
 
 
 def _weight_fwd(big, small_grad, stride, padding, kernel):
@@ -157,8 +176,10 @@ def _weight_fwd(big, small_grad, stride, padding, kernel):
 
 def _weight_bwd(stride, padding, kernel, residuals, w_grad):
   big, small_grad = residuals
-  return (_grow_op(small_grad, w_grad, stride, padding, big.shape[1:3]),
-          conv(big, w_grad, stride, padding))
+  return (
+    _grow_op(small_grad, w_grad, stride, padding, big.shape[1:3]),
+    conv(big, w_grad, stride, padding),
+  )
 
 
 _weight_op.defvjp(_weight_fwd, _weight_bwd)
@@ -167,12 +188,21 @@ _weight_op.defvjp(_weight_fwd, _weight_bwd)
 def conv_transpose(x, w, stride: int, padding: int):
   """Transposed conv: x (N,H,W,Cin), w (k,k,Cout,Cin) is the kernel of the conv it transposes."""
   k = w.shape[0]
-  return _grow_op(x, w, stride, padding, (transposed_size(x.shape[1], k, stride, padding),
-                                          transposed_size(x.shape[2], k, stride, padding)))
+  return _grow_op(
+    x,
+    w,
+    stride,
+    padding,
+    (
+      transposed_size(x.shape[1], k, stride, padding),
+      transposed_size(x.shape[2], k, stride, padding),
+    ),
+  )
 
 
 class Conv(nn.Module):
   """PyTorch-style Conv2d(kernel, stride, padding) in NHWC; parameters named as flax's nn.Conv."""
+
   features: int
   kernel_size: int = 4
   stride: int = 2
@@ -192,6 +222,7 @@ class Conv(nn.Module):
 
 class ConvTranspose(nn.Module):
   """PyTorch-style ConvTranspose2d(kernel, stride, padding) without bias, in NHWC."""
+
   features: int
   kernel_size: int = 4
   stride: int = 2
@@ -206,17 +237,23 @@ class ConvTranspose(nn.Module):
 
 
 def _bn_scale_init(key, shape, dtype=jnp.float32):
-  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)   # DCGAN: BN weight from N(1, 0.02)
+  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)  # DCGAN: BN weight from N(1, 0.02)
 
 
 def normalization(kind: str, train: bool, axis_name: str | None, dtype: str = "float32"):
   """A normalisation layer; BatchNorm averages its statistics over `axis_name` (synced BN)."""
   if kind == "batch":
     # momentum 0.9 and eps 1e-5 are PyTorch's BatchNorm defaults.
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                        axis_name=axis_name if train else None, scale_init=_bn_scale_init,
-                        dtype=dtype)
+    return nn.BatchNorm(
+      use_running_average=not train,
+      momentum=0.9,
+      epsilon=1e-5,
+      axis_name=axis_name if train else None,
+      scale_init=_bn_scale_init,
+      dtype=dtype,
+    )
   if kind == "layer":
-    return nn.LayerNorm(reduction_axes=tuple(range(1, 4)), feature_axes=tuple(range(1, 4)),
-                        dtype=dtype)
+    return nn.LayerNorm(
+      reduction_axes=tuple(range(1, 4)), feature_axes=tuple(range(1, 4)), dtype=dtype
+    )
   return lambda x: x

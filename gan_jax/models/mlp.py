@@ -29,7 +29,7 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
   hidden: tuple[int, ...] = (256, 256)
-  maxout: int = 0   # pieces per maxout unit; 0 = LeakyReLU(0.2)
+  maxout: int = 0  # pieces per maxout unit; 0 = LeakyReLU(0.2)
   norm: str = "none"
   axis_name: str | None = None
   dtype: str = "float32"
