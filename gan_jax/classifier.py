@@ -25,7 +25,7 @@ _SEED = flags.DEFINE_integer("seed", 0, "seed")
 def main(argv: list[str]) -> None:
   if len(argv) > 1 or not _WORKDIR.value:
     fail("usage: python -m gan_jax.classifier --dataset=mnist --workdir=DIR [--manual_dir=DIR]")
-  logging.set_verbosity(logging.ERROR)
+  logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
   from gan_jax.data import sources  # after flag parsing, as every command
   from gan_jax.metrics import classifier
 

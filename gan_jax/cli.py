@@ -1,5 +1,6 @@
 """What the command-line entry points share: one-line errors and absl flag parsing."""
 
+import os
 import re
 import sys
 
@@ -9,7 +10,21 @@ from absl import flags
 def fail(message: str) -> None:
   """Report a user error on one line of stderr and exit with status 2."""
   print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
+  _exit(2)
+
+
+def _exit(status: int) -> None:
+  """Exit now. The run directory is closed by then; a library's thread still unwinding a failed
+  write (Orbax's after a full disk) would otherwise print tracebacks at interpreter shutdown."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)
+
+
+def stopped(stop) -> None:
+  """End a run stopped by a signal (train.Stopped) with one line and the signal's exit status."""
+  print(stop, file=sys.stderr)
+  _exit(128 + stop.signum)
 
 
 def parse_flags(argv: list[str]) -> list[str]:

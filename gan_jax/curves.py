@@ -23,7 +23,7 @@ _OUT = flags.DEFINE_string("out", "curves.png", "picture written by `plot`")
 
 
 def main(argv: list[str]) -> None:
-  logging.set_verbosity(logging.ERROR)
+  logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
   from gan_jax import plotting, reference  # after flag parsing, as every command
 
   command, args = (argv[1], argv[2:]) if len(argv) > 1 else (None, [])

@@ -34,7 +34,7 @@ _SEED = flags.DEFINE_integer("seed", 0, "seed of the generated samples")
 def main(argv: list[str]) -> None:
   if len(argv) > 1 or not _WORKDIR.value:
     fail("usage: python -m gan_jax.evaluate --workdir=DIR [--classifier=DIR] [--num_samples=N]")
-  logging.set_verbosity(logging.ERROR)
+  logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
   import jax  # after flag parsing, as every command
 
   from gan_jax import run_dir

@@ -79,5 +79,6 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Experim
   init = jax.jit(
     functools.partial(init_state, gan, data_shape=shape), out_shardings=NamedSharding(mesh, P())
   )
+  jax.eval_shape(init, jax.random.key(0), hparams=state_hparams(config))  # model errors, now
   step = parallel.parallelize(functools.partial(train_step, gan), mesh)
   return Experiment(config, mesh, gan, step, init, jax.jit(functools.partial(generate, gan)))

@@ -4,7 +4,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gan_jax import UserError
-from gan_jax.cli import fail, load_config, parse_flags
+from gan_jax.cli import fail, load_config, parse_flags, stopped
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "experiment file (experiments/*.py)", lock_config=True
@@ -15,7 +15,7 @@ _MULTIHOST = flags.DEFINE_bool("multihost", False, "call jax.distributed.initial
 
 def main(argv: list[str]) -> None:
   config = load_config(argv, _CONFIG, _WORKDIR)
-  logging.set_verbosity(logging.ERROR)
+  logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
   from gan_jax import cpu, parallel, train  # after flag parsing: imports JAX
 
   if _MULTIHOST.value:
@@ -25,6 +25,8 @@ def main(argv: list[str]) -> None:
     train.train_and_evaluate(config, _WORKDIR.value)
   except UserError as e:
     fail(str(e))
+  except train.Stopped as e:
+    stopped(e)
 
 
 if __name__ == "__main__":

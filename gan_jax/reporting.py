@@ -9,6 +9,18 @@ import time
 
 from clu import metric_writers
 
+from gan_jax import UserError
+
+
+def write_atomically(path: str, text: str) -> None:
+  """Replace `path` with `text` all at once: a crash leaves the old file or the new, never part."""
+  temporary = f"{path}.tmp"
+  with open(temporary, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(temporary, path)
+
 
 class MetricsLog:
   """workdir/metrics.jsonl: one JSON object per logged step. Only deterministic values go here,
@@ -19,8 +31,7 @@ class MetricsLog:
     self.records = read_metrics(path) if os.path.exists(path) else []
     # Lines past the checkpoint we resume from are recomputed, identically, by this run.
     self.records = [r for r in self.records if r["step"] <= resume_step]
-    with open(path, "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in self.records)
+    write_atomically(path, "".join(json.dumps(r) + "\n" for r in self.records))
 
   def write(self, record: dict) -> None:
     self.records.append(record)
@@ -29,8 +40,21 @@ class MetricsLog:
 
 
 def read_metrics(path: str) -> list[dict]:
+  """The records of a metrics.jsonl; a last line cut short by a crash is dropped with a warning
+  (the run recomputes it on resume)."""
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    lines = [line for line in f if line.strip()]
+  records = []
+  for i, line in enumerate(lines):
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      if i < len(lines) - 1:
+        raise UserError(
+          f"{path}, line {i + 1}, is not a JSON record ({e}); the file was edited or damaged"
+        ) from e
+      print(f"warning: dropped a torn last line of {path} (a crash cut it short)", file=sys.stderr)
+  return records
 
 
 def tensorboard_writer(workdir: str) -> metric_writers.MetricWriter:

@@ -1,9 +1,15 @@
 """A run directory: what one run writes as it trains (config.json, metrics.jsonl, TensorBoard,
 checkpoints, sample pictures, evaluations), and a finished or interrupted run read back."""
 
+import errno
+import fcntl
 import json
 import math
 import os
+import shutil
+import socket
+import sys
+import time
 
 import jax
 import ml_collections
@@ -14,20 +20,33 @@ from gan_jax.metrics import evaluation
 from gan_jax.train_step import TrainState
 
 
-def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
+def _prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Refuse a workdir of another experiment; then record the resolved config."""
-  try:
-    os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-  except OSError as e:
-    raise UserError(f"cannot create workdir {workdir!r}: {e.strerror}") from e
-  if not os.access(workdir, os.W_OK):
-    raise UserError(f"workdir {workdir!r} is not writable")
   path = os.path.join(workdir, "config.json")
   if os.path.exists(path):
     config_lib.check_same_experiment(read_config(workdir).to_dict(), config)
-  if jax.process_index() == 0:
-    with open(path, "w") as f:
-      json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+  reporting.write_atomically(path, json.dumps(config.to_dict(), indent=2, sort_keys=True))
+
+
+def _lock(workdir: str):
+  """Hold workdir/lock for this process (released when it exits, however it exits); refuse a
+  workdir that another live process holds, naming it."""
+  f = open(os.path.join(workdir, "lock"), "a+")  # noqa: SIM115 (held while the run lasts)
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError as e:
+    f.seek(0)
+    holder = f.read().strip() or "another process"
+    f.close()
+    raise UserError(
+      f"workdir {workdir!r} is in use by {holder}; wait for it to finish or stop "
+      "it, or use another --workdir"
+    ) from e
+  f.seek(0)
+  f.truncate()
+  f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+  f.flush()
+  return f
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -35,7 +54,10 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.exists(path):
     raise UserError(f"{workdir!r} is not a run directory (no config.json)")
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    try:
+      return ml_collections.ConfigDict(json.load(f))
+    except json.JSONDecodeError as e:
+      raise UserError(f"{path} is damaged ({e}); restore it from the experiment file") from e
 
 
 def restore(workdir: str, step: int | None = None) -> tuple[experiment.Experiment, TrainState]:
@@ -44,12 +66,28 @@ def restore(workdir: str, step: int | None = None) -> tuple[experiment.Experimen
   exp = experiment.build(read_config(workdir), parallel.make_mesh(1))
   mngr = checkpointing.manager(workdir, exp.config.keep_checkpoints)
   try:
+    steps = mngr.all_steps()
+    if step is not None and step not in steps:
+      raise UserError(f"{workdir} has no checkpoint of step {step} (it has {sorted(steps)})")
     state = checkpointing.restore(mngr, exp.init_state(), step)
   finally:
     mngr.close()
   if state is None:
     raise UserError(f"no checkpoint in {workdir}/checkpoints")
   return exp, state
+
+
+_DISK_MARGIN = 4 << 20  # Orbax's metadata and the run's logs, beside the arrays
+
+
+def _disk_full(error: BaseException | None) -> bool:
+  """Whether `error`, or one it came from, says the disk is full (Orbax's TensorStore reports it
+  as RESOURCE_EXHAUSTED in a ValueError)."""
+  while error is not None:
+    if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
 
 
 class RunDirectory:
@@ -68,9 +106,22 @@ class RunDirectory:
     name: str = "",
   ):
     self.exp, self.config, self.workdir = exp, config, workdir
-    self.keys = experiment.run_keys(config.seed)
-    self.mngr = checkpointing.manager(workdir, config.keep_checkpoints)
     self.is_chief = jax.process_index() == 0
+    try:
+      os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+    except OSError as e:
+      raise UserError(f"cannot create workdir {workdir!r}: {e.strerror}") from e
+    if not os.access(workdir, os.W_OK):
+      raise UserError(f"workdir {workdir!r} is not writable")
+    self.lock = _lock(workdir) if self.is_chief else None
+    try:
+      if self.is_chief:
+        _prepare(config, workdir)
+      self.mngr = checkpointing.manager(workdir, config.keep_checkpoints)
+    except BaseException:
+      self._unlock()
+      raise
+    self.keys = experiment.run_keys(config.seed)
     self.prefix = f"[{name}] " if name else ""
     self.noise = exp.noise(self.keys["samples"], config.num_samples)
     self.modes = data.toy_modes(config.data)
@@ -80,18 +131,63 @@ class RunDirectory:
   def __enter__(self):
     return self
 
-  def __exit__(self, *exc) -> None:
-    self.mngr.wait_until_finished()
-    self.mngr.close()
+  def __exit__(self, exc_type, exc, traceback) -> None:
+    """Finish the checkpoint in flight and close; a full disk becomes one UserError."""
+    try:
+      self.mngr.wait_until_finished()
+    except Exception as e:
+      exc = exc or e
     if self.writer:
       self.writer.close()
+    self._unlock()
+    if _disk_full(exc):
+      # Not closing the manager: its close stops the event loop that TensorStore's threads
+      # still report the failed writes to, and each would print a traceback.
+      raise UserError(
+        f"the disk of {self.workdir} is full; the checkpoints written before are "
+        "intact: free space and rerun the command to resume"
+      ) from exc
+    self.mngr.close()
+    if exc is not None and exc_type is None:
+      raise exc
+
+  def _unlock(self) -> None:
+    if self.lock:
+      self.lock.close()
+      self.lock = None
 
   def latest_step(self) -> int | None:
     return self.mngr.latest_step()
 
-  def restore(self, like: TrainState, step: int | None = None) -> TrainState | None:
-    """The checkpoint at `step` (default: the latest) shaped like `like`; None without one."""
-    return checkpointing.restore(self.mngr, like, step)
+  def restore(self, like: TrainState, at_most: int | None = None) -> TrainState | None:
+    """The newest checkpoint (of a step <= at_most) that restores, shaped like `like`; None
+    without one. A damaged checkpoint is moved to workdir/damaged_checkpoints/, never deleted,
+    with a warning, and the next older one is tried."""
+    folders = os.listdir(os.path.join(self.workdir, "checkpoints"))
+    for step in {int(f) for f in folders if f.isdigit()} - set(self.mngr.all_steps()):
+      self._set_aside(step, "is incomplete (Orbax does not list it)")
+    for step in sorted(self.mngr.all_steps(), reverse=True):
+      if at_most is not None and step > at_most:
+        continue
+      try:
+        return checkpointing.restore(self.mngr, like, step)
+      except Exception as e:  # TensorStore and Orbax raise many kinds for damaged files
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        self._set_aside(step, f"does not restore ({reason})")
+    return None
+
+  def _set_aside(self, step: int, why: str) -> None:
+    aside = os.path.join(self.workdir, "damaged_checkpoints", f"{step}_{int(time.time())}")
+    os.makedirs(os.path.dirname(aside), exist_ok=True)
+    os.replace(os.path.join(self.workdir, "checkpoints", str(step)), aside)
+    # A new manager: a failed restore can leave the old one unable to save.
+    self.mngr.close()
+    self.mngr = checkpointing.manager(self.workdir, self.config.keep_checkpoints)
+    print(
+      f"warning: checkpoint {step} of {self.workdir} {why}; moved it to {aside}, resuming "
+      "from an older one",
+      file=sys.stderr,
+    )
 
   def open(self, step: int) -> None:
     """Start writing at `step`: the metrics log keeps what came before it."""
@@ -124,7 +220,18 @@ class RunDirectory:
       self.writer.write_scalars(step, metrics)
 
   def save_checkpoint(self, step: int, state: TrainState) -> None:
+    """Save `state` once its step's metrics were checked, and only where it fits: a checkpoint
+    cut short by a full disk would fail late, in Orbax's writer threads."""
     self.flush()
+    self.mngr.wait_until_finished()  # the previous checkpoint's bytes are on disk
+    need = sum(x.nbytes for x in jax.tree.leaves(state)) + _DISK_MARGIN
+    free = shutil.disk_usage(self.mngr.directory).free
+    if free < need:
+      raise UserError(
+        f"the disk of {self.workdir} is full: the checkpoint of step {step} needs "
+        f"{need / 2**20:.0f} MB, {free / 2**20:.0f} MB are free; the checkpoints written before "
+        "are intact: free space and rerun the command to resume"
+      )
     checkpointing.save(self.mngr, state)
 
   def save_samples(self, step: int, state: TrainState) -> None:

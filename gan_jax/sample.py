@@ -24,7 +24,7 @@ def main(argv: list[str]) -> None:
     fail("--workdir=DIR is required")
   if not _OUT.value.endswith((".png", ".npy")):
     fail(f"--out={_OUT.value} must end in .png or .npy")
-  logging.set_verbosity(logging.ERROR)
+  logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
   import jax  # after flag parsing, as every command
   import numpy as np
 

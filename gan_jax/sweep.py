@@ -9,7 +9,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gan_jax import UserError
-from gan_jax.cli import fail, load_config, parse_flags
+from gan_jax.cli import fail, load_config, parse_flags, stopped
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "experiment file with get_sweep()", lock_config=True
@@ -27,8 +27,8 @@ _MAX_STACK = flags.DEFINE_integer("max_stack", 16, "at most this many trials in 
 
 def main(argv: list[str]) -> None:
   base = load_config(argv, _CONFIG, _WORKDIR)
-  logging.set_verbosity(logging.ERROR)
-  from gan_jax import cpu, trials  # after flag parsing: imports JAX
+  logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
+  from gan_jax import cpu, train, trials  # after flag parsing: imports JAX
 
   try:
     cpu.configure(base.parallel.cpu_devices, base.parallel.cpu_async_dispatch)
@@ -37,6 +37,8 @@ def main(argv: list[str]) -> None:
     rows = trials.run_sweep(base, sweep, _WORKDIR.value, vectorize, _MAX_STACK.value)
   except UserError as e:
     fail(str(e))
+  except train.Stopped as e:
+    stopped(e)
   print(f"{len(rows)} trials: {_WORKDIR.value}/sweep.csv, {_WORKDIR.value}/sweep.png")
 
 

@@ -1,5 +1,9 @@
 """train_and_evaluate(config, workdir): the training loop around the pure train step."""
 
+import contextlib
+import signal
+import threading
+import types
 from collections.abc import Iterator
 
 import jax
@@ -15,7 +19,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   config = config_lib.validated(config)
   dataset = data.create(config, *parallel.host_share(config.train.batch_size))
   config.data.shape = dataset.shape
-  run_dir.prepare(config, workdir)
   exp = experiment.build(config, parallel.make_mesh(config.parallel.num_devices))
   with run_dir.RunDirectory(exp, config, workdir) as run:
     state = exp.init_state()
@@ -36,16 +39,58 @@ def loop(
   start: int,
 ):
   """Steps start+1 .. train.num_steps, with their checkpoints, pictures and evaluations written
-  by `run` (a run_dir.RunDirectory, or trials.StackedRuns for stacked trials)."""
+  by `run` (a run_dir.RunDirectory, or trials.StackedRuns for stacked trials).
+
+  SIGINT and SIGTERM (Ctrl-C, a cluster's preemption) stop it after the step in flight, with a
+  checkpoint of that step: Stopped is raised, and the same command resumes exactly.
+  """
   num_steps = config.train.num_steps
-  for step in range(start + 1, num_steps + 1):
-    state, metrics = step_fn(state, next(batches), key)
-    run.record(step, metrics)
-    if step % config.checkpoint_every == 0 or step == num_steps:
-      run.save_checkpoint(step, state)
-    if step % config.sample_every == 0 or step == num_steps:
-      run.save_samples(step, state)
-    if config.eval_every and step % config.eval_every == 0:
-      run.evaluate(step, state)
+  with _stop_requests() as stop:
+    for step in range(start + 1, num_steps + 1):
+      state, metrics = step_fn(state, next(batches), key)
+      run.record(step, metrics)
+      if stop.signum:
+        run.save_checkpoint(step, state)
+        raise Stopped(stop.signum, step)
+      if step % config.checkpoint_every == 0 or step == num_steps:
+        run.save_checkpoint(step, state)
+      if step % config.sample_every == 0 or step == num_steps:
+        run.save_samples(step, state)
+      if config.eval_every and step % config.eval_every == 0:
+        run.evaluate(step, state)
   run.flush()
   return state
+
+
+class Stopped(Exception):
+  """Training stopped on a signal, after writing a checkpoint of `step`."""
+
+  def __init__(self, signum: int, step: int):
+    super().__init__(
+      f"stopped by {signal.Signals(signum).name} at step {step}, checkpoint "
+      "written; rerun the same command to resume"
+    )
+    self.signum, self.step = signum, step
+
+
+@contextlib.contextmanager
+def _stop_requests():
+  """While training, SIGINT and SIGTERM ask for a stop (`.signum`) instead of killing the
+  process; a second signal kills it as usual."""
+  request = types.SimpleNamespace(signum=0)
+  if threading.current_thread() is not threading.main_thread():
+    yield request  # signal handlers can only be set from the main thread
+    return
+
+  def handler(signum, frame):
+    if request.signum:  # asked twice: stop now
+      signal.signal(signum, signal.SIG_DFL)
+      signal.raise_signal(signum)
+    request.signum = signum
+
+  previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    yield request
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, h)

@@ -90,11 +90,16 @@ class StackedRuns:
       run.__exit__(*exc)
 
   def restore(self, fresh: list[TrainState]) -> list[TrainState]:
-    """Each trial's checkpoint at the latest step all of them have; else the fresh states."""
-    steps = [run.latest_step() for run in self.runs]
-    if None in steps:
-      return fresh
-    return [run.restore(s, min(steps)) for run, s in zip(self.runs, fresh)]
+    """Every trial's newest good checkpoint of one common step; else the fresh states."""
+    at_most = None
+    while True:
+      states = [run.restore(s, at_most) for run, s in zip(self.runs, fresh)]
+      if None in states:
+        return fresh
+      steps = {int(jax.device_get(s.step)) for s in states}
+      if len(steps) == 1:
+        return states
+      at_most = min(steps)
 
   def open(self, step: int) -> None:
     for run in self.runs:
@@ -139,9 +144,8 @@ def train_trials(configs, workdirs, names) -> TrainState:
   host_share = parallel.host_share(first.train.batch_size)
   examples = None if first.data.source == "toy" else data.load_images(first.data)
   datasets = [data.create(c, *host_share, examples) for c in configs]
-  for c, workdir in zip(configs, workdirs):
+  for c in configs:
     c.data.shape = datasets[0].shape
-    run_dir.prepare(c, workdir)
   exp = experiment.build(first, mesh)
   sharding = parallel.state_sharding(mesh)
   with StackedRuns(exp, configs, workdirs, names) as runs:
