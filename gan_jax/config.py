@@ -196,8 +196,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "eval_samples",
   ):
     _positive(config, field, _get(config, field), allow_zero=True)
-  if not 0.0 <= config.ema_decay < 1.0:
-    raise UserError(f"config.ema_decay={config.ema_decay} must be in [0, 1)")
+  for field in (
+    "ema_decay",
+    *(f"optimizer.{n}.{k}" for n in "gd" for k in ("b1", "b2", "rms_decay")),
+  ):
+    if not 0.0 <= _get(config, field) < 1.0:
+      raise UserError(f"config.{field}={_get(config, field)} must be in [0, 1)")
+  for net in "gd":
+    _positive(config, f"optimizer.{net}.lr", config.optimizer[net].lr)
   if config.eval_every and config.data.source != "toy" and not config.eval_classifier:
     raise UserError(
       "config.eval_every on images needs config.eval_classifier=DIR "
@@ -205,6 +211,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
   if config.loss == "wgan_gp" and config.gp_weight == 0:
     raise UserError("config.loss=wgan_gp needs config.gp_weight > 0")
+  penalty = (
+    "loss=wgan_gp" if config.loss == "wgan_gp" else "r1_gamma > 0" if config.r1_gamma else ""
+  )
+  if penalty and config.model.d_norm == "batch":
+    raise UserError(
+      f"config.{penalty} penalises each sample's input gradient, which a BatchNorm critic mixes "
+      "across the batch; set --config.model.d_norm=layer (Gulrajani et al.) or none"
+    )
 
 
 def validated(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

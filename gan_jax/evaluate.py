@@ -34,6 +34,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "seed of the generated samples")
 def main(argv: list[str]) -> None:
   if len(argv) > 1 or not _WORKDIR.value:
     fail("usage: python -m gan_jax.evaluate --workdir=DIR [--classifier=DIR] [--num_samples=N]")
+  if _NUM_SAMPLES.value is not None and _NUM_SAMPLES.value <= 0:
+    fail(f"--num_samples={_NUM_SAMPLES.value} must be > 0 (leave it out for the default)")
   logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
   import jax  # after flag parsing, as every command
 

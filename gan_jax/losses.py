@@ -73,9 +73,15 @@ def is_probabilistic(kind: str) -> bool:
   return kind in ("minimax", "non_saturating")
 
 
-def _input_grad_norms(d_fn, x):
+def _input_grad_squared_norms(d_fn, x):
   grads = jax.grad(lambda x_: jnp.sum(d_fn(x_)))(x)
-  return jnp.sqrt(jnp.sum(grads.reshape(x.shape[0], -1) ** 2, axis=1))
+  return jnp.sum(grads.reshape(x.shape[0], -1) ** 2, axis=1)
+
+
+def _safe_sqrt(x):
+  """sqrt with a finite gradient (0) at 0, where jnp.sqrt's is infinite and times 0 gives NaN."""
+  positive = x > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
 
 
 def gradient_penalty(d_fn, real, fake, eps):
@@ -83,9 +89,9 @@ def gradient_penalty(d_fn, real, fake, eps):
   eps ~ U[0, 1]."""
   eps = eps.reshape((-1,) + (1,) * (real.ndim - 1))
   x_hat = eps * real + (1.0 - eps) * fake
-  return jnp.mean((_input_grad_norms(d_fn, x_hat) - 1.0) ** 2)
+  return jnp.mean((_safe_sqrt(_input_grad_squared_norms(d_fn, x_hat)) - 1.0) ** 2)
 
 
 def r1_penalty(d_fn, real):
   """Mescheder et al.: E||grad D(x)||^2 on real data (the caller scales by gamma / 2)."""
-  return jnp.mean(_input_grad_norms(d_fn, real) ** 2)
+  return jnp.mean(_input_grad_squared_norms(d_fn, real))

@@ -3,6 +3,7 @@
 A .png is a picture (a grid of images, or a scatter plot of 2-D samples); a .npy holds the raw
 generator outputs, float32, images in [-1, 1] as (N, H, W, C)."""
 
+import os
 import sys
 
 from absl import app, flags, logging
@@ -24,6 +25,10 @@ def main(argv: list[str]) -> None:
     fail("--workdir=DIR is required")
   if not _OUT.value.endswith((".png", ".npy")):
     fail(f"--out={_OUT.value} must end in .png or .npy")
+  if not os.path.isdir(os.path.dirname(os.path.abspath(_OUT.value))):
+    fail(f"--out={_OUT.value}: its folder does not exist")
+  if _NUM.value <= 0:
+    fail(f"--num={_NUM.value} must be > 0")
   logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
   import jax  # after flag parsing, as every command
   import numpy as np

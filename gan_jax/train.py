@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import jax
 import ml_collections
 
+from gan_jax import UserError, data, experiment, parallel, run_dir
 from gan_jax import config as config_lib
-from gan_jax import data, experiment, parallel, run_dir
 from gan_jax.train_step import TrainState
 
 
@@ -24,6 +24,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     state = exp.init_state()
     state = run.restore(state) or state
     start = int(jax.device_get(state.step))
+    if start > config.train.num_steps:
+      raise UserError(
+        f"the run in {workdir} is at step {start}, past --config.train.num_steps="
+        f"{config.train.num_steps}: raise it to train on"
+      )
+    if start == config.train.num_steps:
+      print(f"{workdir} is finished (step {start} of {start}); raise train.num_steps to train on")
     run.open(start)
     batches = map(exp.shard_batch, data.prefetch(dataset, start, config.train.num_steps))
     return loop(config, run, exp.step, state, run.keys["train"], batches, start)

@@ -227,8 +227,8 @@ def train_step(gan: GAN, state: TrainState, batch, key):
       gan, state.replace(g_stats=g_stats), real[0], lax.stop_gradient(fake), gp_eps[0]
     )
   else:
-    # A scan compiles one critic update, not n_critic copies; G then regenerates the last batch
-    # (same z, same parameters: the same images) for its own update.
+    # A scan compiles one critic update, not n_critic copies. G's update then draws noise of its
+    # own, as WGAN's and WGAN-GP's Algorithm 1 do.
     def critic_update(state, inputs):
       z_i, real_i, eps_i = inputs
       fake, g_stats = _apply(gan.generator, state.g_params, state.g_stats, z_i)
@@ -236,8 +236,10 @@ def train_step(gan: GAN, state: TrainState, batch, key):
 
     state, d_metrics = lax.scan(critic_update, state, (z, real, gp_eps))
     d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
+    g_noise = jax.random.normal(jax.random.fold_in(noise_key, 1), (gan.global_batch, gan.nz))
     fake, g_vjp = jax.vjp(
-      lambda p: _apply(gan.generator, p, state.g_stats, z[-1])[0], state.g_params
+      lambda p: _apply(gan.generator, p, state.g_stats, _local_slice(g_noise, 0))[0],
+      state.g_params,
     )
   state, g_metrics = _generator_update(gan, state, fake, g_vjp)
   metrics = lax.pmean({**d_metrics, **g_metrics}, DATA_AXIS)

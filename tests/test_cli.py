@@ -34,6 +34,10 @@ def _user_lines(stderr):
     (["--config.model.name=resnet"], "config.model.name='resnet' is not one of"),
     (["--config.data.source=tfds", "--config.data.name=mnist"], "manual_dir=FOLDER"),
     (["--config.data.source=npz", "--config.data.path=/no/such.npz"], "no such file"),
+    (["--config.optimizer.d.lr=-1e-4"], "config.optimizer.d.lr=-0.0001 must be > 0"),
+    (["--config.optimizer.g.b1=1.0"], "config.optimizer.g.b1=1.0 must be in [0, 1)"),
+    (["--config.loss=wgan_gp", "--config.model.d_norm=batch"], "a BatchNorm critic mixes"),
+    (["--config.r1_gamma=1.0", "--config.model.d_norm=batch"], "a BatchNorm critic mixes"),
   ],
 )
 def test_user_errors_are_one_line(args, message, tmp_path):
@@ -87,3 +91,19 @@ def test_train_resume_and_sample(tmp_path):
   assert samples.shape == (30, 2) and samples.dtype == np.float32
   missing = run("gan_jax.sample", f"--workdir={tmp_path / 'none'}", "--out=x.png")
   assert missing.returncode == 2 and "not a run directory" in missing.stderr
+  shorter = run("gan_jax.main", *TOY, f"--workdir={workdir}", "--config.train.num_steps=2")
+  assert (
+    shorter.returncode == 2 and "is at step 6, past --config.train.num_steps=2" in shorter.stderr
+  )
+  for module, flag, message in [
+    ("gan_jax.sample", "--num=0", "--num=0 must be > 0"),
+    ("gan_jax.sample", "--num=-5", "--num=-5 must be > 0"),
+    ("gan_jax.sample", f"--out={tmp_path / 'no' / 'x.png'}", "its folder does not exist"),
+    ("gan_jax.sample", "--step=55", "has no checkpoint of step 55"),
+    ("gan_jax.evaluate", "--num_samples=0", "--num_samples=0 must be > 0"),
+    ("gan_jax.evaluate", "--num_samples=-5", "--num_samples=-5 must be > 0"),
+    ("gan_jax.evaluate", "--step=55", "has no checkpoint of step 55"),
+  ]:
+    result = run(module, f"--workdir={workdir}", flag)
+    lines = _user_lines(result.stderr)
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (flag, result.stderr)

@@ -73,6 +73,29 @@ def test_npz_errors(tmp_path):
     sources.load_npz(str(tmp_path / "bad.npz"))
   with pytest.raises(UserError, match="no such file"):
     sources.load_npz(str(tmp_path / "none.npz"))
+  np.savez(tmp_path / "good.npz", images=np.zeros((50, 4, 4, 3), np.uint8))
+  damaged = {
+    "truncated.npz": (tmp_path / "good.npz").read_bytes()[:300],
+    "garbage.npz": b"not an archive at all",
+  }
+  for name, content in damaged.items():
+    (tmp_path / name).write_bytes(content)
+  np.savez(tmp_path / "pickled.npz", images=np.array([object()], dtype=object))
+  for name in (*damaged, "pickled.npz"):
+    with pytest.raises(UserError, match="is not a readable .npz"):
+      sources.load_npz(str(tmp_path / name))
+
+
+def test_folder_errors(tmp_path):
+  (tmp_path / "000.png").write_text("a text file named like a picture")
+  with pytest.raises(UserError, match="000.png is not a readable image"):
+    sources.load_folder(str(tmp_path))
+  (tmp_path / "000.png").unlink()
+  Image.fromarray(np.zeros((10, 10), np.uint8), "L").save(tmp_path / "000.png")
+  Image.fromarray(np.zeros((12, 8), np.uint8), "L").save(tmp_path / "001.png")
+  with pytest.raises(UserError, match="differ in size; set --config.data.image_size"):
+    sources.load_folder(str(tmp_path))
+  assert sources.load_folder(str(tmp_path), size=6).shape == (2, 6, 6, 1)  # size set: resized
 
 
 def test_tfds_by_name_with_mock_data(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gan_jax import metrics, run_dir, train
-from gan_jax.metrics import classifier, evaluation
+from gan_jax.metrics import classifier, evaluation, extractors
 
 from conftest import optimized_compiles, run_python, tiny_dcgan_config, tiny_toy_config
 
@@ -109,3 +109,18 @@ def test_training_evaluates_every_eval_every_steps(tmp_path):
   assert [r["step"] for r in evals] == [10, 20]
   assert [r["step"] for r in records] == sorted(r["step"] for r in records)
   assert all(0 <= r["eval/high_quality_percent"] <= 100 and r["eval/num_modes"] == 8 for r in evals)
+
+
+def test_cached_real_statistics_belong_to_the_data_they_were_computed_on(tmp_path):
+  """Two .npz files under one data.name: each evaluation gets its own file's statistics."""
+  extractor = extractors.Extractor(
+    lambda x: (x.reshape(len(x), -1)[:, :4].astype(np.float32), np.zeros((len(x), 2))),
+    {"sha256": "0" * 64},
+  )
+  means = []
+  for value in (10, 200):
+    path = tmp_path / f"pixels_{value}.npz"
+    np.savez(path, images=np.full((20, 4, 4, 1), value, np.uint8))
+    config = tiny_dcgan_config(**{"data.source": "npz", "data.path": str(path)})
+    means.append(evaluation.real_reference(config, extractor, "test", str(tmp_path))["mean"])
+  np.testing.assert_allclose(means, [[10.0] * 4, [200.0] * 4])

@@ -90,12 +90,17 @@ def test_weights_load_from_jax_fid_pickle(variables, tmp_path):
   )
 
 
-def test_forward_resizes_to_299_and_returns_pool3_and_logits(variables, tmp_path):
+def test_forward_resizes_to_299_and_returns_pool3_and_unbiased_logits(variables, tmp_path):
+  """The Inception Score's logits leave out the fc bias (OpenAI's IS code; torch-fidelity's
+  logits_unbiased): a bias in the weights file does not reach them."""
   path = tmp_path / "weights.npz"
-  np.savez(path, **inception.to_torch_state_dict(variables))
+  state_dict = inception.to_torch_state_dict(variables)
+  state_dict["fc.bias"] = np.full_like(state_dict["fc.bias"], 7.0)
+  np.savez(path, **state_dict)
   extractor = extractors.inception(str(path))
   with optimized_compiles():
     features, logits = extractor.features_of(np.zeros((2, 28, 28, 1), np.uint8))
   assert features.shape == (2, 2048) and logits.shape == (2, 1008)
+  np.testing.assert_allclose(logits, features @ state_dict["fc.weight"].T, rtol=1e-4, atol=1e-4)
   assert np.isfinite(features).all() and (features >= 0).all()  # mean of ReLU outputs
   assert extractor.info["resize"] == "bilinear to 299x299" and len(extractor.info["sha256"]) == 64

@@ -1,6 +1,7 @@
 """Each loss against an independent NumPy formula; penalties against closed forms."""
 
 import chex
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -82,3 +83,18 @@ def test_r1_penalty():
   np.testing.assert_allclose(
     losses.r1_penalty(lambda x: jnp.sum(x**3, axis=1), real), expected, rtol=1e-5
   )
+
+
+def test_penalties_have_finite_gradients_where_a_sample_has_zero_input_gradient():
+  """A critic flat at some samples (here ReLU(w.x) with w.x < 0): R1 (a sum of squares) and the
+  gradient penalty (a norm, differentiated at 0) still give finite parameter gradients."""
+  x = jnp.array([[1.0, 2.0], [-3.0, -1.0]])
+
+  def penalties(w):
+    d_fn = lambda inputs: jax.nn.relu(inputs @ w)
+    return jnp.stack([losses.r1_penalty(d_fn, x), losses.gradient_penalty(d_fn, x, x, jnp.ones(2))])
+
+  w = jnp.array([0.5, 0.25])
+  value, jacobian = penalties(w), jax.jacobian(penalties)(w)
+  assert np.all(np.isfinite(jacobian)), jacobian
+  np.testing.assert_allclose(value, [0.3125 / 2, ((0.5590170 - 1) ** 2 + 1) / 2], rtol=1e-5)

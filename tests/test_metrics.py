@@ -1,5 +1,7 @@
 """Metrics against independent references: closed forms, direct NumPy formulas, known answers."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -111,3 +113,13 @@ def test_class_coverage():
   assert result["classes"] == 2
   np.testing.assert_allclose(result["class_kl_to_uniform"], np.log(5))
   assert metrics.class_coverage(np.eye(10))["class_kl_to_uniform"] == pytest.approx(0.0)
+
+
+def test_frechet_distance_uses_no_deprecated_scipy_call():
+  """scipy.linalg.sqrtm's `disp` argument is deprecated (gone in SciPy 1.18)."""
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(200, 8)), rng.normal(size=(200, 8)) + 0.5
+  with warnings.catch_warnings():
+    warnings.simplefilter("error", DeprecationWarning)
+    value = metrics.frechet_distance(a.mean(0), np.cov(a.T), b.mean(0), np.cov(b.T))
+  assert value > 0

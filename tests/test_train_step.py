@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gan_jax import config as config_lib
-from gan_jax import cpu, data, experiment, parallel
+from gan_jax import cpu, data, experiment, models, parallel
 from gan_jax.models import layers
 
 from conftest import run_python, tiny_dcgan_config, tiny_toy_config
@@ -169,3 +169,30 @@ def test_cpu_steps_run_on_the_calling_thread_except_the_toys(experiment, synchro
   assert out.returncode == 0, out.stderr
   share = float(out.stdout.strip().splitlines()[-1])
   assert share > 0.9 if synchronous else share < 0.5
+
+
+def test_with_several_critic_updates_g_draws_fresh_noise(mnist_test_images):
+  """WGAN's Algorithm 1: G's update samples noise of its own. With D frozen (a negligible learning
+  rate), step 1's g_loss is D(G(z)) of that fresh noise, not of the last critic batch's."""
+  config = tiny_toy_config(
+    **{"loss": "wasserstein", "n_critic": 2, "optimizer.d.lr": 1e-30, "parallel.num_devices": 1}
+  )
+  metrics, _ = run_steps(config, 1, mnist_test_images, num_steps=1)
+  config = config_lib.validated(config)
+  config.data.shape = (2,)
+  exp = experiment.build(config, parallel.make_mesh(1))
+  state = exp.init_state()
+  noise_key, _ = jax.random.split(jax.random.fold_in(experiment.run_keys(config.seed)["train"], 0))
+  critic_noise = jax.random.normal(noise_key, (2, config.train.batch_size, config.model.nz))
+  fresh_noise = jax.random.normal(jax.random.fold_in(noise_key, 1), critic_noise.shape[1:])
+
+  generator, discriminator = models.build(config, (2,))  # BatchNorm over this one batch
+
+  def g_loss(z):
+    fake = generator.apply(
+      {"params": state.g_params, **state.g_stats}, z, train=True, mutable=["batch_stats"]
+    )[0]
+    return -jnp.mean(discriminator.apply({"params": state.d_params}, fake, train=True))
+
+  np.testing.assert_allclose(metrics["g_loss"][0], g_loss(fresh_noise), rtol=1e-5)
+  assert abs(g_loss(critic_noise[-1]) - g_loss(fresh_noise)) > 1e-3

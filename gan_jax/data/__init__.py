@@ -29,7 +29,7 @@ def load_images(data: ml_collections.ConfigDict) -> np.ndarray:
   elif data.source == "npz":
     images = sources.load_npz(data.path)
   else:
-    images = sources.load_folder(data.path)
+    images = sources.load_folder(data.path, data.image_size)
   return sources.resize(images, data.image_size) if data.image_size else images
 
 

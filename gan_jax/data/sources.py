@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import zipfile
 
 import numpy as np
 from PIL import Image
@@ -85,19 +86,31 @@ def _check_offline_files(builder, name: str, manual_dir: str, download: bool) ->
 def load_npz(path: str) -> np.ndarray:
   if not os.path.isfile(path):
     raise UserError(f"config.data.path={path!r}: no such file")
-  with np.load(path) as archive:
-    if "images" not in archive:
-      raise UserError(f"{path} has no 'images' array (it has {list(archive.keys())})")
-    return _check_images(archive["images"], path)
+  try:
+    with np.load(path, allow_pickle=False) as archive:
+      if "images" not in archive:
+        raise UserError(f"{path} has no 'images' array (it has {list(archive.keys())})")
+      images = archive["images"]
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # what np.load raises
+    raise UserError(f"{path} is not a readable .npz of arrays ({_first_line(e)})") from e
+  return _check_images(images, path)
 
 
-def load_folder(path: str) -> np.ndarray:
-  """Every PNG in a folder (sorted by name), in the colour mode of the first."""
+def load_folder(path: str, size: int = 0) -> np.ndarray:
+  """Every PNG in a folder (sorted by name), in the colour mode of the first; resized to
+  size x size when `size` is given (the files may then differ in size)."""
   files = sorted(pathlib.Path(path).glob("*.png")) if os.path.isdir(path) else []
   if not files:
     raise UserError(f"config.data.path={path!r} is not a folder of .png files")
-  mode = "L" if Image.open(files[0]).mode in ("L", "LA", "1", "I", "I;16") else "RGB"
-  images = [np.asarray(Image.open(f).convert(mode)) for f in files]
+  images, mode = [], None
+  for f in files:
+    try:
+      with Image.open(f) as image:
+        mode = mode or ("L" if image.mode in ("L", "LA", "1", "I", "I;16") else "RGB")
+        image = image.convert(mode)
+        images.append(np.asarray(image.resize((size, size), Image.BILINEAR) if size else image))
+    except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+      raise UserError(f"{f} is not a readable image ({_first_line(e)})") from e
   if len({im.shape for im in images}) > 1:
     raise UserError(f"the PNGs in {path} differ in size; set --config.data.image_size")
   return _check_images(np.stack(images), path)

@@ -37,7 +37,8 @@ def frechet_distance(mu1, cov1, mu2, cov2) -> float:
   mu1, mu2, cov1, cov2 = (np.asarray(a, np.float64) for a in (mu1, mu2, cov1, cov2))
   with warnings.catch_warnings():  # singular products (dead ReLU features) are handled below
     warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
-    covmean, _ = scipy.linalg.sqrtm(cov1 @ cov2, disp=False)
+    warnings.simplefilter("ignore", RuntimeWarning)
+    covmean = scipy.linalg.sqrtm(cov1 @ cov2)
   if not np.isfinite(covmean).all():  # singular product: nudge both diagonals (as pytorch-fid)
     offset = np.eye(len(cov1)) * 1e-6
     covmean = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))

@@ -3,6 +3,8 @@ them: for 2-D toys the mode coverage of the PacGAN protocol; for images FID/KID/
 a feature extractor's space, Inception Score and class coverage from its logits. Each result says
 how it was made. The real side's statistics are cached beside the extractor's weights."""
 
+import hashlib
+import json
 import os
 
 import numpy as np
@@ -28,13 +30,23 @@ def default_num_samples(config) -> int:
 
 def real_reference(config, extractor: extractors.Extractor, split: str, cache_dir: str) -> dict:
   """Mean, covariance and up to MAX_KERNEL_SAMPLES features of a real split, cached in
-  `cache_dir` under a name keyed by dataset, split and the extractor's weights hash."""
-  name = f"reference_{config.data.name}_{split}_{extractor.info['sha256'][:16]}.npz"
-  path = os.path.join(cache_dir, name)
+  `cache_dir` under a name keyed by what the data is (source, name or path, split, size and a
+  fingerprint of the images themselves) and by the extractor's weights."""
+  real_data = config.data.copy_and_resolve_references()
+  real_data.split = split
+  images = data.load_images(real_data)
+  key = {
+    "source": real_data.source,
+    "dataset": real_data.path if real_data.source in ("npz", "folder") else real_data.name,
+    "split": split,
+    "image_size": real_data.image_size,
+    "images_sha256": hashlib.sha256(np.ascontiguousarray(images)).hexdigest(),
+    "extractor_sha256": extractor.info["sha256"],
+  }
+  digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+  path = os.path.join(cache_dir, f"reference_{real_data.name}_{split}_{digest}.npz")
   if not os.path.exists(path):
-    real_data = config.data.copy_and_resolve_references()
-    real_data.split = split
-    features, _ = extractor.features_of(data.load_images(real_data))
+    features, _ = extractor.features_of(images)
     stats = FeatureStats(features.shape[1])
     stats.update(features)
     mean, cov = stats.mean_cov()

@@ -69,7 +69,15 @@ def inception(weights_path: str) -> Extractor:
   except (OSError, ValueError) as e:
     raise UserError(f"cannot load Inception weights from {weights_path!r}: {e}") from e
   model = inception_lib.FIDInceptionV3()
-  apply = jax.jit(lambda x: model.apply(variables, to_model_range(x)))
+  fc_kernel = variables["params"]["fc"]["kernel"]
+
+  @jax.jit
+  def apply(images):
+    features, _ = model.apply(variables, to_model_range(images))
+    # The Inception Score's logits leave out the fc bias, as OpenAI's code and torch-fidelity's
+    # logits_unbiased do.
+    return features, features @ fc_kernel
+
   info = {
     "extractor": "inception-v3 (FID protocol, pytorch-fid port of the TF 2015-12-05 graph)",
     "sha256": _sha256(weights_path),
