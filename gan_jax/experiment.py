@@ -11,12 +11,14 @@ import functools
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from gan_jax import cpu, models, parallel
+from gan_jax.models import layers
 from gan_jax.train_step import (
   DATA_AXIS,
   GAN,
@@ -45,6 +47,7 @@ class Experiment:
   step: Callable  # (state, batch, key) -> (state, metrics): the train step on `mesh`
   _init: Callable
   _generate: Callable
+  _standing_stats: Callable
 
   def init_state(self, config: ml_collections.ConfigDict | None = None) -> TrainState:
     """A fresh state from the seed and numbers of `config`: the experiment's own by default, or
@@ -60,11 +63,15 @@ class Experiment:
     return jax.random.normal(key, (n, self.config.model.nz))
 
   def sample(self, state: TrainState, z: jax.Array, chunk: int = 1000) -> np.ndarray:
-    """G's float32 outputs for noise `z`, in eval mode (BatchNorm's running statistics), with the
-    EMA weights: they are G's own when ema_decay is 0."""
+    """G's float32 outputs for noise `z` in eval mode, with the EMA weights (G's own when
+    ema_decay is 0). BatchNorm's running statistics belong to G's own weights, so the EMA weights
+    get standing statistics of their own."""
+    stats = state.g_stats
+    if stats and float(state.hparams["ema_decay"]) > 0:
+      stats = self._standing_stats(state.ema_params, stats)
     return np.concatenate(
       [
-        np.asarray(self._generate(state.ema_params, state.g_stats, z[i : i + chunk]))
+        np.asarray(self._generate(state.ema_params, stats, z[i : i + chunk]))
         for i in range(0, len(z), chunk)
       ]
     )
@@ -81,4 +88,24 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Experim
   )
   jax.eval_shape(init, jax.random.key(0), hparams=state_hparams(config))  # model errors, now
   step = parallel.parallelize(functools.partial(train_step, gan), mesh)
-  return Experiment(config, mesh, gan, step, init, jax.jit(functools.partial(generate, gan)))
+  standing_stats = jax.jit(
+    functools.partial(_standing_stats, models.build(config, shape)[0], config.model.nz)
+  )
+  return Experiment(
+    config, mesh, gan, step, init, jax.jit(functools.partial(generate, gan)), standing_stats
+  )
+
+
+def _standing_stats(generator, nz: int, params, stats, batches: int = 4, batch_size: int = 256):
+  """BatchNorm statistics of G with `params` itself, as BigGAN's standing statistics: each
+  layer's train-mode batch statistics averaged over a few batches of fixed noise."""
+  zeros = jax.tree.map(jnp.zeros_like, stats)
+
+  def of_batch(key):
+    z = jax.random.normal(key, (batch_size, nz))
+    _, updated = generator.apply({"params": params, **zeros}, z, train=True, mutable=list(stats))
+    # from zero, a BatchNorm update keeps (1 - momentum) of the batch's statistics
+    return jax.tree.map(lambda s: s / (1.0 - layers.BN_MOMENTUM), dict(updated))
+
+  per_batch = jax.lax.map(of_batch, jax.random.split(jax.random.key(0), batches))
+  return jax.tree.map(lambda s: s.mean(0), per_batch)

@@ -196,3 +196,27 @@ def test_with_several_critic_updates_g_draws_fresh_noise(mnist_test_images):
 
   np.testing.assert_allclose(metrics["g_loss"][0], g_loss(fresh_noise), rtol=1e-5)
   assert abs(g_loss(critic_noise[-1]) - g_loss(fresh_noise)) > 1e-3
+
+
+def test_ema_weights_are_sampled_with_batchnorm_statistics_of_their_own():
+  """G's running statistics belong to its own weights. With EMA weights far from them (here 3x
+  the first layer), samples use standing statistics of the EMA weights: eval mode then gives
+  what train mode (batch statistics) gives on a large batch, and the stored statistics do not."""
+  config = config_lib.validated(tiny_toy_config(ema_decay=0.5))
+  config.data.shape = (2,)
+  exp = experiment.build(config, parallel.make_mesh(1))
+  state = exp.init_state()
+  first = "Dense_0"
+  ema = {**state.g_params, first: jax.tree.map(lambda p: 3.0 * p, state.g_params[first])}
+  state = state.replace(ema_params=ema)
+  z = exp.noise(jax.random.key(7), 2048)
+  generator = models.build(config, (2,))[0]
+  batch_mode = generator.apply(
+    {"params": ema, **state.g_stats}, z, train=True, mutable=["batch_stats"]
+  )[0]
+  stored = generator.apply({"params": ema, **state.g_stats}, z, train=False)
+  error = lambda samples: np.abs(samples - batch_mode).mean() / np.abs(batch_mode).mean()
+  assert error(exp.sample(state, z)) < 0.25 and error(stored) > 1.0, (
+    error(exp.sample(state, z)),
+    error(stored),
+  )

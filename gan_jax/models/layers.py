@@ -240,13 +240,15 @@ def _bn_scale_init(key, shape, dtype=jnp.float32):
   return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)  # DCGAN: BN weight from N(1, 0.02)
 
 
+BN_MOMENTUM = 0.9  # with eps 1e-5, PyTorch's BatchNorm defaults
+
+
 def normalization(kind: str, train: bool, axis_name: str | None, dtype: str = "float32"):
   """A normalisation layer; BatchNorm averages its statistics over `axis_name` (synced BN)."""
   if kind == "batch":
-    # momentum 0.9 and eps 1e-5 are PyTorch's BatchNorm defaults.
     return nn.BatchNorm(
       use_running_average=not train,
-      momentum=0.9,
+      momentum=BN_MOMENTUM,
       epsilon=1e-5,
       axis_name=axis_name if train else None,
       scale_init=_bn_scale_init,
