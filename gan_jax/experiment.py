@@ -59,8 +59,9 @@ class Experiment:
     """This host's part of a step's batch as the step's global input."""
     return parallel.shard_batch(host_batch, self.mesh)
 
-  def noise(self, key: jax.Array, n: int) -> jax.Array:
-    return jax.random.normal(key, (n, self.config.model.nz))
+  def noise(self, key: jax.Array, n: int) -> np.ndarray:
+    """Noise for `sample`, the same on every host (a host-side array, as multi-host jit wants)."""
+    return np.asarray(jax.random.normal(key, (n, self.config.model.nz)))
 
   def sample(self, state: TrainState, z: jax.Array, chunk: int = 1000) -> np.ndarray:
     """G's float32 outputs for noise `z` in eval mode, with the EMA weights (G's own when

@@ -17,9 +17,19 @@ AUTO = jax.sharding.AxisType.Auto
 TRIAL_AXIS = "trial"
 
 
-def initialize_multihost() -> None:
-  """Join a multi-host run (coordinator and process ids come from the cluster's environment)."""
-  jax.distributed.initialize()
+def initialize_multihost(
+  coordinator: str = "", num_processes: int = 0, process_id: int = -1, timeout_s: int = 60
+) -> None:
+  """Join a multi-host run: the coordinator and process ids come from the cluster's environment
+  (SLURM, Kubernetes, Cloud TPU...) unless given. A process that dies is noticed by the others
+  within `timeout_s` (JAX's heartbeat)."""
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU hosts talk over TCP
+  given = dict(
+    coordinator_address=coordinator or None,
+    num_processes=num_processes or None,
+    process_id=process_id if process_id >= 0 else None,
+  )
+  jax.distributed.initialize(**given, heartbeat_timeout_seconds=timeout_s)
 
 
 def make_mesh(num_devices: int = 0, backend: str | None = None) -> jax.sharding.Mesh:

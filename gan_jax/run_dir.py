@@ -193,7 +193,7 @@ class RunDirectory:
     """Start writing at `step`: the metrics log keeps what came before it."""
     path = os.path.join(self.workdir, "metrics.jsonl")
     self.log = reporting.MetricsLog(path, step) if self.is_chief else None
-    self.writer = reporting.tensorboard_writer(self.workdir)
+    self.writer = reporting.tensorboard_writer(self.workdir) if self.is_chief else None
     self.progress = reporting.Progress(step, self.config.train.num_steps, self.prefix)
 
   def record(self, step: int, metrics) -> None:
@@ -235,9 +235,9 @@ class RunDirectory:
     checkpointing.save(self.mngr, state)
 
   def save_samples(self, step: int, state: TrainState) -> None:
+    samples = self.exp.sample(state, self.noise)  # every process runs G on the global state
     if not self.is_chief:
       return
-    samples = self.exp.sample(state, self.noise)
     plotting.save_samples(
       samples, os.path.join(self.workdir, "samples", f"step_{step:07d}.png"), self.modes
     )
@@ -247,11 +247,11 @@ class RunDirectory:
 
   def evaluate(self, step: int, state: TrainState) -> None:
     """gan_jax.evaluate's metrics of the current G, as a metrics.jsonl record of their own."""
-    if not self.is_chief:
-      return
     self.flush()
     n = self.config.eval_samples or evaluation.default_num_samples(self.config)
     samples = self.exp.sample(state, self.exp.noise(self.keys["eval"], n))
+    if not self.is_chief:
+      return
     result = evaluation.sample_metrics(samples, self.config, self.config.eval_classifier)
     scalars = {f"eval/{k}": float(v) for k, v in result.items() if k != "how"}
     self.log.write({"step": step, **scalars})
