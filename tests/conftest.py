@@ -92,6 +92,22 @@ def tiny_toy_config(**fields) -> ml_collections.ConfigDict:
   return override(c, **fields)
 
 
+# experiments/toy_ring.py shrunk, as command-line overrides; toy_command_config is the same config
+TOY_ARGS = [
+  "--config=experiments/toy_ring.py",
+  "--config.model.g_hidden=(16,)",
+  "--config.model.d_hidden=(16,)",
+  "--config.train.batch_size=8",
+]
+
+
+def toy_command_config(**fields) -> ml_collections.ConfigDict:
+  """The config that `gan_jax.main` *TOY_ARGS trains, for the same run in this process."""
+  c = load_experiment("toy_ring")
+  override(c, **{"model.g_hidden": (16,), "model.d_hidden": (16,), "train.batch_size": 8})
+  return override(c, **fields)
+
+
 def tiny_dcgan_config(**fields) -> ml_collections.ConfigDict:
   """experiments/dcgan.py with 28x28 networks of 8 base channels."""
   c = load_experiment("dcgan")

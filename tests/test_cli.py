@@ -3,14 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import run_python
-
-TOY = [
-  "--config=experiments/toy_ring.py",
-  "--config.model.g_hidden=(16,)",
-  "--config.model.d_hidden=(16,)",
-  "--config.train.batch_size=8",
-]
+from conftest import TOY_ARGS, run_python
 
 
 def run(module, *args):
@@ -43,7 +36,7 @@ def _user_lines(stderr):
 def test_user_errors_are_one_line(args, message, tmp_path):
   result = run(
     "gan_jax.main",
-    *TOY,
+    *TOY_ARGS,
     f"--workdir={tmp_path / 'run'}",
     f"--config.data.data_dir={tmp_path / 'tfds'}",
     *args,
@@ -56,7 +49,7 @@ def test_user_errors_are_one_line(args, message, tmp_path):
 def test_unwritable_workdir(tmp_path):
   blocker = tmp_path / "file"
   blocker.write_text("not a folder")
-  result = run("gan_jax.main", *TOY, f"--workdir={blocker / 'run'}")
+  result = run("gan_jax.main", *TOY_ARGS, f"--workdir={blocker / 'run'}")
   assert result.returncode == 2 and "cannot create workdir" in result.stderr
 
 
@@ -64,7 +57,7 @@ def test_train_resume_and_sample(tmp_path):
   workdir = tmp_path / "run"
   first = run(
     "gan_jax.main",
-    *TOY,
+    *TOY_ARGS,
     f"--workdir={workdir}",
     "--config.train.num_steps=4",
     "--config.log_every=2",
@@ -74,7 +67,7 @@ def test_train_resume_and_sample(tmp_path):
   assert "step 4/4 | d_loss" in first.stdout
   again = run(
     "gan_jax.main",
-    *TOY,
+    *TOY_ARGS,
     f"--workdir={workdir}",
     "--config.train.num_steps=6",
     "--config.log_every=2",
@@ -91,18 +84,12 @@ def test_train_resume_and_sample(tmp_path):
   assert samples.shape == (30, 2) and samples.dtype == np.float32
   missing = run("gan_jax.sample", f"--workdir={tmp_path / 'none'}", "--out=x.png")
   assert missing.returncode == 2 and "not a run directory" in missing.stderr
-  shorter = run("gan_jax.main", *TOY, f"--workdir={workdir}", "--config.train.num_steps=2")
-  assert (
-    shorter.returncode == 2 and "is at step 6, past --config.train.num_steps=2" in shorter.stderr
-  )
   for module, flag, message in [
     ("gan_jax.sample", "--num=0", "--num=0 must be > 0"),
     ("gan_jax.sample", "--num=-5", "--num=-5 must be > 0"),
     ("gan_jax.sample", f"--out={tmp_path / 'no' / 'x.png'}", "its folder does not exist"),
-    ("gan_jax.sample", "--step=55", "has no checkpoint of step 55"),
     ("gan_jax.evaluate", "--num_samples=0", "--num_samples=0 must be > 0"),
     ("gan_jax.evaluate", "--num_samples=-5", "--num_samples=-5 must be > 0"),
-    ("gan_jax.evaluate", "--step=55", "has no checkpoint of step 55"),
   ]:
     result = run(module, f"--workdir={workdir}", flag)
     lines = _user_lines(result.stderr)

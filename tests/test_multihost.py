@@ -10,15 +10,11 @@ import time
 
 import numpy as np
 
-from gan_jax import reference
+from gan_jax import reference, train
 
-from conftest import ROOT
+from conftest import ROOT, TOY_ARGS, toy_command_config
 
-TOY = [
-  "--config=experiments/toy_ring.py",
-  "--config.model.g_hidden=(16,)",
-  "--config.model.d_hidden=(16,)",
-  "--config.train.batch_size=8",
+LOGGING = [
   "--config.log_every=1",
   "--config.checkpoint_every=5",
   "--config.sample_every=5",
@@ -37,23 +33,22 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _start(workdir, *args, processes=2, devices=2):
+def _start(workdir, *args):
+  """The two processes of a multi-host run."""
   port = _free_port()
-  command = [sys.executable, "-m", "gan_jax.main", *TOY, f"--workdir={workdir}", *args]
-  command.append(f"--config.parallel.cpu_devices={devices}")
-  if processes > 1:
-    command += ["--multihost", f"--coordinator=localhost:{port}", "--peer_timeout=15"]
-    command.append(f"--num_processes={processes}")
+  command = [sys.executable, "-m", "gan_jax.main", *TOY_ARGS, *LOGGING, f"--workdir={workdir}"]
+  command += [*args, "--config.parallel.cpu_devices=2", "--multihost", "--peer_timeout=15"]
+  command += [f"--coordinator=localhost:{port}", "--num_processes=2"]
   return [
     subprocess.Popen(
-      [*command, *([f"--process_id={i}"] if processes > 1 else [])],
+      [*command, f"--process_id={i}"],
       cwd=ROOT,
       env=_env(),
       stdout=subprocess.PIPE,
       stderr=subprocess.PIPE,
       text=True,
     )
-    for i in range(processes)
+    for i in range(2)
   ]
 
 
@@ -65,14 +60,21 @@ def _finish(runs, timeout=300):
 
 
 def test_two_processes_train_as_one_process_with_four_devices(tmp_path):
+  """The one-process run is this test process's, on its 4 devices."""
   two, one = tmp_path / "two", tmp_path / "one"
-  steps = "--config.train.num_steps=10"
-  _finish(_start(two, steps) + _start(one, steps, processes=1, devices=4))
+  config = lambda **fields: toy_command_config(
+    **{"log_every": 1, "checkpoint_every": 5, "sample_every": 5, "num_samples": 16, **fields}
+  )
+  _finish(_start(two, "--config.train.num_steps=10"))
+  train.train_and_evaluate(config(**{"train.num_steps": 10}), str(one))
   assert sorted(os.listdir(two / "checkpoints")) == ["10", "5"]
   assert sorted(os.listdir(two / "samples")) == ["step_0000005.png", "step_0000010.png"]
   # resumed by both processes, with evaluations every 5 steps
   more = ["--config.train.num_steps=15", "--config.eval_every=5", "--config.eval_samples=200"]
-  _finish(_start(two, *more) + _start(one, *more, processes=1, devices=4))
+  _finish(_start(two, *more))
+  train.train_and_evaluate(
+    config(**{"train.num_steps": 15, "eval_every": 5, "eval_samples": 200}), str(one)
+  )
   a, b = reference.load(str(two)), reference.load(str(one))
   agree, lines = reference.compare(a, b, ["d_loss", "g_loss", "d_grad_norm"], 1e-5, 1e-6)
   assert agree, lines

@@ -14,14 +14,14 @@ import pytest
 
 from gan_jax import UserError, reporting, run_dir, train
 
-from conftest import ROOT, run_python, tiny_dcgan_config, tiny_toy_config
-
-TOY = [
-  "--config=experiments/toy_ring.py",
-  "--config.model.g_hidden=(16,)",
-  "--config.model.d_hidden=(16,)",
-  "--config.train.batch_size=8",
-]
+from conftest import (
+  ROOT,
+  TOY_ARGS,
+  run_python,
+  tiny_dcgan_config,
+  tiny_toy_config,
+  toy_command_config,
+)
 
 
 def _text(workdir, name="metrics.jsonl"):
@@ -73,12 +73,12 @@ def test_a_damaged_config_json_is_one_line(tmp_path):
 def test_a_second_process_on_a_live_workdir_is_refused(tmp_path):
   workdir = tmp_path / "run"
   first = subprocess.Popen(
-    [sys.executable, "-m", "gan_jax.main", *TOY, f"--workdir={workdir}",
+    [sys.executable, "-m", "gan_jax.main", *TOY_ARGS, f"--workdir={workdir}",
      "--config.train.num_steps=100000", "--config.log_every=1", "--config.checkpoint_every=100000"],
     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
   try:
     assert "step 1/" in first.stdout.readline()  # training, and holding the lock
-    second = run_python("-m", "gan_jax.main", *TOY, f"--workdir={workdir}")
+    second = run_python("-m", "gan_jax.main", *TOY_ARGS, f"--workdir={workdir}")
     assert second.returncode == 2
     assert f"in use by pid {first.pid} on " in second.stderr, second.stderr
   finally:
@@ -86,10 +86,7 @@ def test_a_second_process_on_a_live_workdir_is_refused(tmp_path):
     first.wait()
   # the holder died without unlocking: its lock is stale and taken over
   assert f"pid {first.pid}" in _text(workdir, "lock")
-  again = run_python(
-    "-m", "gan_jax.main", *TOY, f"--workdir={workdir}", "--config.train.num_steps=2"
-  )
-  assert again.returncode == 0, again.stderr
+  train.train_and_evaluate(toy_command_config(**{"train.num_steps": 2}), str(workdir))
 
 
 def test_a_stale_lock_is_taken_over(tmp_path):
@@ -114,28 +111,36 @@ def _damage(step_dir: pathlib.Path, how: str) -> None:
     step_dir.mkdir()
 
 
+def _checkpointed_config(steps):
+  return tiny_toy_config(**{"train.num_steps": steps, "checkpoint_every": 5, "keep_checkpoints": 5})
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_metrics(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("whole")
+  train.train_and_evaluate(_checkpointed_config(30), str(workdir))
+  return _text(workdir)
+
+
 @pytest.mark.parametrize(
   "how", ["truncated array file", "deleted array files", "garbage metadata", "empty step folder"]
 )
-def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_good_one(how, tmp_path, capsys):
-  config = lambda steps: tiny_toy_config(
-    **{"train.num_steps": steps, "checkpoint_every": 5, "keep_checkpoints": 5}
-  )
-  whole, damaged = tmp_path / "whole", tmp_path / "damaged"
-  train.train_and_evaluate(config(30), str(whole))
-  train.train_and_evaluate(config(20), str(damaged))
-  _damage(damaged / "checkpoints" / "20", how)
-  train.train_and_evaluate(config(30), str(damaged))
+def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_good_one(
+  how, uninterrupted_metrics, tmp_path, capsys
+):
+  train.train_and_evaluate(_checkpointed_config(20), str(tmp_path))
+  _damage(tmp_path / "checkpoints" / "20", how)
+  train.train_and_evaluate(_checkpointed_config(30), str(tmp_path))
   err = capsys.readouterr().err
   assert "warning: checkpoint 20 of" in err and "resuming from an older one" in err
-  assert len(list((damaged / "damaged_checkpoints").iterdir())) == 1  # kept, not deleted
-  assert _text(damaged) == _text(whole)
+  assert len(list((tmp_path / "damaged_checkpoints").iterdir())) == 1  # kept, not deleted
+  assert _text(tmp_path) == uninterrupted_metrics
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_with_a_checkpoint_and_the_run_resumes_exactly(signum, tmp_path):
   stopped = tmp_path / "stopped"
-  command = [sys.executable, "-m", "gan_jax.main", *TOY, f"--workdir={stopped}",
+  command = [sys.executable, "-m", "gan_jax.main", *TOY_ARGS, f"--workdir={stopped}",
              "--config.log_every=1", "--config.checkpoint_every=100000"]  # fmt: skip
   run = subprocess.Popen([*command, "--config.train.num_steps=100000"], cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -149,15 +154,11 @@ def test_a_signal_stops_with_a_checkpoint_and_the_run_resumes_exactly(signum, tm
   assert len(lines) == 1 and lines[0].startswith(f"stopped by {signum.name} at step "), err
   step = int(lines[0].split("at step ")[1].split(",")[0])
   assert os.listdir(stopped / "checkpoints") == [str(step)]
-  resumed = subprocess.run([*command, f"--config.train.num_steps={step + 5}"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
-  assert resumed.returncode == 0, resumed.stderr
-  whole = tmp_path / "whole"
-  whole_run = [c.replace(str(stopped), str(whole)) for c in command]
-  done = subprocess.run([*whole_run, f"--config.train.num_steps={step + 5}"], cwd=ROOT,
-                        capture_output=True, text=True, timeout=300)  # fmt: skip
-  assert done.returncode == 0, done.stderr
-  assert _text(stopped) == _text(whole)
+  # resumed, and run uninterrupted, in this process (the same program on the same devices)
+  config = lambda: toy_command_config(**{"log_every": 1, "train.num_steps": step + 5})
+  train.train_and_evaluate(config(), str(stopped))
+  train.train_and_evaluate(config(), str(tmp_path / "whole"))
+  assert _text(stopped) == _text(tmp_path / "whole")
 
 
 @pytest.fixture
@@ -188,6 +189,14 @@ def test_a_full_disk_is_one_line_and_keeps_the_checkpoints_before(small_disk):
   kept = sorted(int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit())
   assert kept and kept == list(range(1, len(kept) + 1))
   assert int(run_dir.restore(str(workdir))[1].step) == kept[-1]
+
+
+def test_a_missing_step_and_a_run_past_num_steps_are_one_line(tmp_path):
+  train.train_and_evaluate(tiny_toy_config(), str(tmp_path))
+  with pytest.raises(UserError, match="has no checkpoint of step 55"):
+    run_dir.restore(str(tmp_path), 55)
+  with pytest.raises(UserError, match="is at step 20, past --config.train.num_steps=10"):
+    train.train_and_evaluate(tiny_toy_config(**{"train.num_steps": 10}), str(tmp_path))
 
 
 def test_a_start_that_fails_writes_nothing(tmp_path, shared_data):
