@@ -85,8 +85,12 @@ def _stop_requests():
   """While training, SIGINT and SIGTERM ask for a stop (`.signum`) instead of killing the
   process; a second signal kills it as usual."""
   request = types.SimpleNamespace(signum=0)
-  if threading.current_thread() is not threading.main_thread():
-    yield request  # signal handlers can only be set from the main thread
+  # Signal handlers can only be set from the main thread. Processes of a multi-host run would each
+  # stop at the step in flight when their signal arrives, and wait on each other's checkpoint and
+  # collectives for good: there a signal ends the process as usual, and the run resumes from its
+  # last periodic checkpoint.
+  if threading.current_thread() is not threading.main_thread() or jax.process_count() > 1:
+    yield request
     return
 
   def handler(signum, frame):
