@@ -14,6 +14,7 @@ import sys
 
 from absl import app, flags, logging
 
+from gan_jax import UserError
 from gan_jax.cli import fail, parse_flags
 
 _METRICS = flags.DEFINE_list("metrics", ["d_loss", "g_loss"], "metrics to compare")
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> None:
       return
     else:
       fail("usage: curves compare RUN_A RUN_B | plot RUN... | record REF.json | reproduce REF.json")
-  except (FileNotFoundError, RuntimeError) as e:
+  except (FileNotFoundError, RuntimeError, UserError) as e:
     fail(str(e))
   print("\n".join(lines))
   print("curves agree" if agree else f"curves DIFFER beyond rtol={rtol} atol={atol}")
