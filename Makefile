@@ -23,7 +23,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
-test: install
+test: lint
 	$(PY) -m pytest -n 2 --durations=10 tests
 
 $(VENV)/.bench: $(VENV)/.installed
