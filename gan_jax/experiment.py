@@ -63,7 +63,7 @@ class Experiment:
     """Noise for `sample`, the same on every host (a host-side array, as multi-host jit wants)."""
     return np.asarray(jax.random.normal(key, (n, self.config.model.nz)))
 
-  def sample(self, state: TrainState, z: jax.Array, chunk: int = 1000) -> np.ndarray:
+  def sample(self, state: TrainState, z: np.ndarray, chunk: int = 1000) -> np.ndarray:
     """G's float32 outputs for noise `z` in eval mode, with the EMA weights (G's own when
     ema_decay is 0). BatchNorm's running statistics belong to G's own weights, so the EMA weights
     get standing statistics of their own."""
@@ -89,9 +89,9 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Experim
   )
   jax.eval_shape(init, jax.random.key(0), hparams=state_hparams(config))  # model errors, now
   step = parallel.parallelize(functools.partial(train_step, gan), mesh)
-  standing_stats = jax.jit(
-    functools.partial(_standing_stats, models.build(config, shape)[0], config.model.nz)
-  )
+  # standing statistics are G's own batch statistics, not averaged over the data axis
+  alone = gan.generator.clone(axis_name=None)
+  standing_stats = jax.jit(functools.partial(_standing_stats, alone, config.model.nz))
   return Experiment(
     config, mesh, gan, step, init, jax.jit(functools.partial(generate, gan)), standing_stats
   )

@@ -1,7 +1,7 @@
 """The train state and the pure update `train_step(state, batch, key) -> (state, metrics)`.
 
 The step is per-device code: it sees its own slice of the batch and averages gradients, metrics and
-BatchNorm statistics over the named data axis. `parallel.data_parallel` maps it over a device mesh.
+BatchNorm statistics over the named data axis. `parallel.parallelize` maps it over a device mesh.
 """
 
 import dataclasses

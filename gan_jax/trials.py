@@ -118,17 +118,19 @@ class StackedRuns:
 
   def save_checkpoint(self, step: int, state: TrainState) -> None:
     self.flush()
-    for k, run in enumerate(self.runs):
-      run.save_checkpoint(step, _trial(state, k))
+    self._each_trial("save_checkpoint", step, state)
 
   def save_samples(self, step: int, state: TrainState) -> None:
-    for k, run in enumerate(self.runs):
-      run.save_samples(step, _trial(state, k))
+    self._each_trial("save_samples", step, state)
 
   def evaluate(self, step: int, state: TrainState) -> None:
     self.flush()
+    self._each_trial("evaluate", step, state)
+
+  def _each_trial(self, action: str, step: int, state: TrainState) -> None:
+    """RunDirectory.`action` of every trial, on its slice of the stacked state."""
     for k, run in enumerate(self.runs):
-      run.evaluate(step, _trial(state, k))
+      getattr(run, action)(step, _trial(state, k))
 
 
 def _trial(tree, k: int):

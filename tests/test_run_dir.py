@@ -1,6 +1,7 @@
 """The run directory survives what happens to runs: kills during rewrites, torn lines, a second
 process, damaged checkpoints, signals, a full disk, and a start that fails."""
 
+import errno
 import json
 import os
 import pathlib
@@ -98,9 +99,9 @@ def test_a_stale_lock_is_taken_over(tmp_path):
 
 def _damage(step_dir: pathlib.Path, how: str) -> None:
   data_files = sorted((step_dir / "default" / "ocdbt.process_0" / "d").iterdir())
-  if how == "truncated array file":
-    biggest = max(data_files, key=lambda p: p.stat().st_size)
-    biggest.write_bytes(biggest.read_bytes()[:100])
+  if how == "truncated array files":
+    for p in data_files:
+      p.write_bytes(p.read_bytes()[:100])
   elif how == "deleted array files":
     for p in data_files:
       p.unlink()
@@ -123,7 +124,7 @@ def uninterrupted_metrics(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-  "how", ["truncated array file", "deleted array files", "garbage metadata", "empty step folder"]
+  "how", ["truncated array files", "deleted array files", "garbage metadata", "empty step folder"]
 )
 def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_good_one(
   how, uninterrupted_metrics, tmp_path, capsys
@@ -210,3 +211,15 @@ def test_a_start_that_fails_writes_nothing(tmp_path, shared_data):
   assert not (tmp_path / "config.json").exists()
   train.train_and_evaluate(config(32), str(tmp_path))
   assert reporting.read_metrics(str(tmp_path / "metrics.jsonl"))
+
+
+def test_a_full_disk_met_while_logging_is_one_line_too(tmp_path, monkeypatch):
+  """Past the checkpoint's own size check, any write that finds the disk full (here
+  metrics.jsonl's) ends as the same UserError."""
+
+  def full(self, record):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(reporting.MetricsLog, "write", full)
+  with pytest.raises(UserError, match="the disk of .* is full"):
+    train.train_and_evaluate(tiny_toy_config(**{"train.num_steps": 4}), str(tmp_path))

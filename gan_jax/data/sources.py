@@ -108,12 +108,16 @@ def load_folder(path: str, size: int = 0) -> np.ndarray:
       with Image.open(f) as image:
         mode = mode or ("L" if image.mode in ("L", "LA", "1", "I", "I;16") else "RGB")
         image = image.convert(mode)
-        images.append(np.asarray(image.resize((size, size), Image.BILINEAR) if size else image))
+        images.append(np.asarray(_square(image, size) if size else image))
     except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
       raise UserError(f"{f} is not a readable image ({_first_line(e)})") from e
   if len({im.shape for im in images}) > 1:
     raise UserError(f"the PNGs in {path} differ in size; set --config.data.image_size")
   return _check_images(np.stack(images), path)
+
+
+def _square(image: Image.Image, size: int) -> Image.Image:
+  return image.resize((size, size), Image.BILINEAR)
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:
@@ -122,11 +126,7 @@ def resize(images: np.ndarray, size: int) -> np.ndarray:
     return images
   mode = "L" if images.shape[-1] == 1 else "RGB"
   out = [
-    np.asarray(
-      Image.fromarray(im.squeeze(-1) if mode == "L" else im, mode).resize(
-        (size, size), Image.BILINEAR
-      )
-    )
+    np.asarray(_square(Image.fromarray(im.squeeze(-1) if mode == "L" else im, mode), size))
     for im in images
   ]
   return np.stack(out).reshape(len(images), size, size, images.shape[-1])
