@@ -8,12 +8,15 @@ import ml_collections
 from gan_jax import UserError
 
 LOSSES = ("minimax", "non_saturating", "wasserstein", "wgan_gp", "hinge", "least_squares")
-MODELS = ("dcgan", "mlp")
+MODELS = ("dcgan", "resnet", "mlp")
+CONDITIONINGS = ("projection", "acgan")
+SCHEDULES = ("constant", "linear")
 NORMS = ("batch", "layer", "none")
 DTYPES = ("float32", "bfloat16")
 OPTIMIZERS = ("adam", "rmsprop")
 SOURCES = ("tfds", "npz", "folder", "toy")
 TOY_DATASETS = ("ring8", "grid25")
+AUGMENT_OPS = ("color", "translation", "cutout")  # DiffAugment's (gan_jax.augment)
 
 # Fields that may change when a run is resumed: how long and how often, not what is trained.
 RESUMABLE_CHANGES = (
@@ -44,7 +47,9 @@ def experiment_module(path) -> types.ModuleType:
 
 
 def _optimizer(lr: float, b1: float, b2: float) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(name="adam", lr=lr, b1=b1, b2=b2, rms_decay=0.99))
+  return ml_collections.ConfigDict(
+    dict(name="adam", lr=lr, b1=b1, b2=b2, rms_decay=0.99, schedule="constant")
+  )
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -57,6 +62,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.gp_weight = 10.0  # lambda of the WGAN-GP penalty (used by loss=wgan_gp only)
   c.r1_gamma = 0.0  # R1 penalty on real data, gamma/2 * E||grad D(x)||^2; 0 = off
   c.ema_decay = 0.0  # EMA of G's weights, used for samples; 0 = off
+  c.acgan_weight = 1.0  # weight of ACGAN's class cross-entropy (model.conditioning=acgan)
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "dcgan"
@@ -72,6 +78,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.dtype = (
     "float32"  # compute dtype of G and D; "bfloat16" on accelerators (params stay f32)
   )
+  c.model.num_classes = 0  # > 0: class-conditional G (conditional BatchNorm) and D; needs labels
+  c.model.conditioning = "projection"  # D's use of the labels: projection or acgan
+  c.model.g_spectral_norm = False  # spectral normalisation of every G layer (SAGAN)
+  c.model.d_spectral_norm = False  # ... of every D layer (SNGAN)
+
+  c.augment = ml_collections.ConfigDict()
+  c.augment.policy = ""  # DiffAugment ops on all D inputs, e.g. "color,translation,cutout"
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.g = _optimizer(2e-4, 0.5, 0.999)
@@ -86,6 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.data_dir = ""  # tfds data dir; "" = tfds's default
   c.data.download = False  # let tfds fetch a dataset that is neither prepared nor in manual_dir
   c.data.image_size = 0  # resize images to this square size; 0 = keep
+  c.data.subset = 0  # train on the first this many examples; 0 = all
   c.data.shape = ()  # filled in at start-up from the data: (H, W, C) or (2,)
 
   c.train = ml_collections.ConfigDict()
@@ -165,6 +179,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(config, "model.dtype", DTYPES)
   _choice(config, "optimizer.g.name", OPTIMIZERS)
   _choice(config, "optimizer.d.name", OPTIMIZERS)
+  _choice(config, "optimizer.g.schedule", SCHEDULES)
+  _choice(config, "optimizer.d.schedule", SCHEDULES)
+  _choice(config, "model.conditioning", CONDITIONINGS)
+  augment_ops(config.augment.policy)
   _choice(config, "data.source", SOURCES)
   if config.data.source == "toy":
     _choice(config, "data.name", TOY_DATASETS)
@@ -194,6 +212,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "model.d_maxout",
     "eval_every",
     "eval_samples",
+    "data.subset",
+    "model.num_classes",
+    "acgan_weight",
   ):
     _positive(config, field, _get(config, field), allow_zero=True)
   for field in (
@@ -214,11 +235,33 @@ def validate(config: ml_collections.ConfigDict) -> None:
   penalty = (
     "loss=wgan_gp" if config.loss == "wgan_gp" else "r1_gamma > 0" if config.r1_gamma else ""
   )
-  if penalty and config.model.d_norm == "batch":
+  if penalty and config.model.d_norm == "batch" and config.model.name != "resnet":
     raise UserError(
       f"config.{penalty} penalises each sample's input gradient, which a BatchNorm critic mixes "
       "across the batch; set --config.model.d_norm=layer (Gulrajani et al.) or none"
     )
+
+  if config.model.num_classes:
+    if config.model.name == "mlp" or config.data.source == "toy":
+      raise UserError(
+        "config.model.num_classes > 0 needs labelled images and model dcgan or resnet "
+        "(the 2-D toys and the MLP are unconditional)"
+      )
+    if config.model.name == "dcgan" and config.model.g_norm != "batch":
+      raise UserError(
+        "config.model.num_classes > 0 conditions G's BatchNorm; set --config.model.g_norm=batch"
+      )
+  if config.augment.policy and config.data.source == "toy":
+    raise UserError("config.augment.policy augments images; the 2-D toys have none")
+
+
+def augment_ops(policy: str) -> tuple[str, ...]:
+  """config.augment.policy as DiffAugment ops: "color,translation" -> ("color", "translation")."""
+  ops = tuple(op.strip() for op in policy.split(",") if op.strip())
+  for op in ops:
+    if op not in AUGMENT_OPS:
+      raise UserError(f"config.augment.policy: unknown op {op!r} (ops: {', '.join(AUGMENT_OPS)})")
+  return ops
 
 
 def validated(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

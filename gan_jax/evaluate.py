@@ -45,7 +45,8 @@ def main(argv: list[str]) -> None:
   try:
     exp, state = run_dir.restore(_WORKDIR.value, _STEP.value)
     num = _NUM_SAMPLES.value or evaluation.default_num_samples(exp.config)
-    samples = exp.sample(state, exp.noise(jax.random.key(_SEED.value), num))
+    labels = exp.labels(num)
+    samples = exp.sample(state, exp.noise(jax.random.key(_SEED.value), num), labels)
     result = {
       "step": int(state.step),
       "seed": _SEED.value,
@@ -55,6 +56,7 @@ def main(argv: list[str]) -> None:
         _CLASSIFIER.value or exp.config.eval_classifier,
         _REAL_SPLIT.value,
         _INCEPTION.value,
+        labels,
       ),
     }
   except UserError as e:

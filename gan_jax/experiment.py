@@ -63,18 +63,28 @@ class Experiment:
     """Noise for `sample`, the same on every host (a host-side array, as multi-host jit wants)."""
     return np.asarray(jax.random.normal(key, (n, self.config.model.nz)))
 
-  def sample(self, state: TrainState, z: np.ndarray, chunk: int = 1000) -> np.ndarray:
-    """G's float32 outputs for noise `z` in eval mode, with the EMA weights (G's own when
-    ema_decay is 0). BatchNorm's running statistics belong to G's own weights, so the EMA weights
-    get standing statistics of their own."""
+  def labels(self, n: int, label: int | None = None) -> np.ndarray | None:
+    """The classes to ask G for n samples: None when unconditional; all `label`, or else each
+    class in turn (0, 1, ..., C-1, 0, ...)."""
+    num_classes = self.config.model.num_classes
+    if not num_classes:
+      return None
+    return np.full(n, label, np.int32) if label is not None else np.arange(n) % num_classes
+
+  def sample(
+    self, state: TrainState, z: np.ndarray, labels: np.ndarray | None = None, chunk: int = 1000
+  ) -> np.ndarray:
+    """G's float32 outputs for noise `z` (of classes `labels`, by default self.labels) in eval
+    mode, with the EMA weights (G's own when ema_decay is 0). BatchNorm's running statistics
+    belong to G's own weights, so the EMA weights get standing statistics of their own."""
     stats = state.g_stats
-    if stats and float(state.hparams["ema_decay"]) > 0:
-      stats = self._standing_stats(state.ema_params, stats)
+    if stats.get("batch_stats") and float(state.hparams["ema_decay"]) > 0:
+      stats = {**stats, "batch_stats": self._standing_stats(state.ema_params, stats)}
+    labels = self.labels(len(z)) if labels is None else labels
+    chunks = range(0, len(z), chunk)
+    of = lambda i: None if labels is None else labels[i : i + chunk]
     return np.concatenate(
-      [
-        np.asarray(self._generate(state.ema_params, stats, z[i : i + chunk]))
-        for i in range(0, len(z), chunk)
-      ]
+      [np.asarray(self._generate(state.ema_params, stats, z[i : i + chunk], of(i))) for i in chunks]
     )
 
 
@@ -91,22 +101,29 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Experim
   step = parallel.parallelize(functools.partial(train_step, gan), mesh)
   # standing statistics are G's own batch statistics, not averaged over the data axis
   alone = gan.generator.clone(axis_name=None)
-  standing_stats = jax.jit(functools.partial(_standing_stats, alone, config.model.nz))
+  standing_stats = jax.jit(
+    functools.partial(_standing_stats, alone, config.model.nz, config.model.num_classes)
+  )
   return Experiment(
     config, mesh, gan, step, init, jax.jit(functools.partial(generate, gan)), standing_stats
   )
 
 
-def _standing_stats(generator, nz: int, params, stats, batches: int = 4, batch_size: int = 256):
+def _standing_stats(
+  generator, nz: int, num_classes: int, params, stats, batches: int = 4, batch_size: int = 256
+):
   """BatchNorm statistics of G with `params` itself, as BigGAN's standing statistics: each
-  layer's train-mode batch statistics averaged over a few batches of fixed noise."""
-  zeros = jax.tree.map(jnp.zeros_like, stats)
+  layer's train-mode batch statistics averaged over a few batches of fixed noise (and classes in
+  turn). `stats` holds G's collections; the new "batch_stats" are returned."""
+  zeros = jax.tree.map(jnp.zeros_like, stats["batch_stats"])
+  labels = jnp.arange(batch_size) % num_classes if num_classes else None
 
   def of_batch(key):
     z = jax.random.normal(key, (batch_size, nz))
-    _, updated = generator.apply({"params": params, **zeros}, z, train=True, mutable=list(stats))
+    variables = {**stats, "params": params, "batch_stats": zeros}
+    _, updated = generator.apply(variables, z, train=True, labels=labels, mutable=list(stats))
     # from zero, a BatchNorm update keeps (1 - momentum) of the batch's statistics
-    return jax.tree.map(lambda s: s / (1.0 - layers.BN_MOMENTUM), dict(updated))
+    return jax.tree.map(lambda s: s / (1.0 - layers.BN_MOMENTUM), updated["batch_stats"])
 
   per_batch = jax.lax.map(of_batch, jax.random.split(jax.random.key(0), batches))
   return jax.tree.map(lambda s: s.mean(0), per_batch)

@@ -4,7 +4,6 @@ the per-device step mapped over either."""
 import math
 
 import jax
-import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -102,9 +101,11 @@ def parallelize(step_fn, mesh: jax.sharding.Mesh):
   return jax.jit(mapped, donate_argnums=0, compiler_options=cpu.compiler_options(mesh))
 
 
-def shard_batch(host_batch: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
-  """This host's part of the global batch -> one global array split over the data axis."""
-  return jax.make_array_from_process_local_data(batch_sharding(mesh), host_batch)
+def shard_batch(host_batch, mesh: jax.sharding.Mesh):
+  """This host's part of the global batch (an array, or examples and labels) -> global arrays
+  split over the data axis."""
+  sharding = batch_sharding(mesh)
+  return jax.tree.map(lambda b: jax.make_array_from_process_local_data(sharding, b), host_batch)
 
 
 def host_share(global_batch: int) -> tuple[int, int]:

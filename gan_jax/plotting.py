@@ -11,10 +11,11 @@ import numpy as np  # noqa: E402
 from gan_jax.pixels import to_uint8  # noqa: E402
 
 
-def image_grid(images: np.ndarray) -> np.ndarray:
-  """(N, H, W, C) in [-1, 1] -> one uint8 (rows*H, cols*W, C) picture with 1-pixel gaps."""
+def image_grid(images: np.ndarray, cols: int = 0) -> np.ndarray:
+  """(N, H, W, C) in [-1, 1] -> one uint8 (rows*H, cols*W, C) picture with 1-pixel gaps; a square
+  grid unless `cols` is given."""
   n, h, w, c = images.shape
-  cols = math.ceil(math.sqrt(n))
+  cols = cols or math.ceil(math.sqrt(n))
   rows = math.ceil(n / cols)
   grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, np.uint8)
   pixels = to_uint8(images)
@@ -24,10 +25,13 @@ def image_grid(images: np.ndarray) -> np.ndarray:
   return grid
 
 
-def save_samples(samples: np.ndarray, path: str, modes: np.ndarray | None = None) -> None:
-  """Images as a grid PNG; 2-D points as a scatter plot (with the true modes when known)."""
+def save_samples(
+  samples: np.ndarray, path: str, modes: np.ndarray | None = None, cols: int = 0
+) -> None:
+  """Images as a grid PNG (`cols` wide); 2-D points as a scatter plot (with the true modes when
+  known)."""
   if samples.ndim == 4:
-    grid = image_grid(samples)
+    grid = image_grid(samples, cols)
     plt.imsave(path, grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255)
     return
   fig, ax = plt.subplots(figsize=(5, 5))

@@ -13,6 +13,7 @@ import time
 
 import jax
 import ml_collections
+import numpy as np
 
 from gan_jax import UserError, checkpointing, data, experiment, parallel, plotting, reporting
 from gan_jax import config as config_lib
@@ -124,6 +125,12 @@ class RunDirectory:
     self.keys = experiment.run_keys(config.seed)
     self.prefix = f"[{name}] " if name else ""
     self.noise = exp.noise(self.keys["samples"], config.num_samples)
+    # a conditional grid has one row per class
+    classes = config.model.num_classes
+    self.grid_cols = max(1, config.num_samples // classes) if classes else 0
+    self.grid_labels = np.repeat(np.arange(classes), self.grid_cols) if classes else None
+    if classes:
+      self.noise = self.noise[: len(self.grid_labels)]
     self.modes = data.toy_modes(config.data)
     self.metrics = reporting.OneStepBehind(self.write_metrics)
     self.log = self.writer = None
@@ -235,24 +242,28 @@ class RunDirectory:
     checkpointing.save(self.mngr, state)
 
   def save_samples(self, step: int, state: TrainState) -> None:
-    samples = self.exp.sample(state, self.noise)  # every process runs G on the global state
+    # every process runs G on the global state
+    samples = self.exp.sample(state, self.noise, self.grid_labels)
     if not self.is_chief:
       return
-    plotting.save_samples(
-      samples, os.path.join(self.workdir, "samples", f"step_{step:07d}.png"), self.modes
-    )
+    path = os.path.join(self.workdir, "samples", f"step_{step:07d}.png")
+    plotting.save_samples(samples, path, self.modes, self.grid_cols)
     plotting.save_curves(self.log.records, os.path.join(self.workdir, "curves.png"))
     if samples.ndim == 4:
-      self.writer.write_images(step, {"samples": plotting.image_grid(samples)[None]})
+      grid = plotting.image_grid(samples, self.grid_cols)
+      self.writer.write_images(step, {"samples": grid[None]})
 
   def evaluate(self, step: int, state: TrainState) -> None:
     """gan_jax.evaluate's metrics of the current G, as a metrics.jsonl record of their own."""
     self.flush()
     n = self.config.eval_samples or evaluation.default_num_samples(self.config)
-    samples = self.exp.sample(state, self.exp.noise(self.keys["eval"], n))
+    labels = self.exp.labels(n)
+    samples = self.exp.sample(state, self.exp.noise(self.keys["eval"], n), labels)
     if not self.is_chief:
       return
-    result = evaluation.sample_metrics(samples, self.config, self.config.eval_classifier)
-    scalars = {f"eval/{k}": float(v) for k, v in result.items() if k != "how"}
+    result = evaluation.sample_metrics(
+      samples, self.config, self.config.eval_classifier, labels=labels
+    )
+    scalars = {f"eval/{k}": float(v) for k, v in result.items() if evaluation.is_scalar(v)}
     self.log.write({"step": step, **scalars})
     self.writer.write_scalars(step, scalars)

@@ -16,6 +16,9 @@ _NUM = flags.DEFINE_integer("num", 64, "number of samples")
 _OUT = flags.DEFINE_string("out", "samples.png", "output file, .png or .npy")
 _STEP = flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)")
 _SEED = flags.DEFINE_integer("seed", 0, "seed of the noise")
+_LABEL = flags.DEFINE_integer(
+  "label", None, "class to draw, for a class-conditional run (default: each class in turn)"
+)
 
 
 def main(argv: list[str]) -> None:
@@ -39,7 +42,15 @@ def main(argv: list[str]) -> None:
     exp, state = run_dir.restore(_WORKDIR.value, _STEP.value)
   except UserError as e:
     fail(str(e))
-  samples = exp.sample(state, exp.noise(jax.random.key(_SEED.value), _NUM.value))
+  num_classes = exp.config.model.num_classes
+  if _LABEL.value is not None and not 0 <= _LABEL.value < max(num_classes, 1):
+    fail(
+      f"--label={_LABEL.value}: the run in {_WORKDIR.value} has classes 0..{num_classes - 1}"
+      if num_classes
+      else f"--label: the run in {_WORKDIR.value} is unconditional (model.num_classes=0)"
+    )
+  labels = exp.labels(_NUM.value, _LABEL.value)
+  samples = exp.sample(state, exp.noise(jax.random.key(_SEED.value), _NUM.value), labels)
   if _OUT.value.endswith(".npy"):
     np.save(_OUT.value, samples.astype(np.float32))
   else:

@@ -2,6 +2,7 @@
 
 The step is per-device code: it sees its own slice of the batch and averages gradients, metrics and
 BatchNorm statistics over the named data axis. `parallel.parallelize` maps it over a device mesh.
+A batch is an array of examples, or for a class-conditional GAN the pair (examples, labels).
 """
 
 import dataclasses
@@ -15,13 +16,14 @@ import ml_collections
 import optax
 from jax import lax
 
-from gan_jax import losses
+from gan_jax import augment, losses
+from gan_jax import config as config_lib
 from gan_jax.pixels import to_model_range
 
 DATA_AXIS = "data"
 # The numbers the step reads from `state.hparams`, and those of each optimiser (config names) that
 # optax.inject_hyperparams keeps in its state: configs that differ only in them share one program.
-LOSS_HPARAMS = ("clip_value", "gp_weight", "r1_gamma", "ema_decay")
+LOSS_HPARAMS = ("clip_value", "gp_weight", "r1_gamma", "ema_decay", "acgan_weight")
 OPTIMIZER_HPARAMS = ("lr", "b1", "b2", "rms_decay")
 
 
@@ -29,7 +31,7 @@ OPTIMIZER_HPARAMS = ("lr", "b1", "b2", "rms_decay")
 class TrainState:
   step: jax.Array
   g_params: Any
-  g_stats: Any  # G's BatchNorm statistics ({} without BatchNorm)
+  g_stats: Any  # G's BatchNorm statistics and spectral-norm vectors ({} without either)
   d_params: Any
   d_stats: Any
   g_opt_state: Any
@@ -57,6 +59,9 @@ class GAN:
   clip_weights: bool = False  # WGAN's weight clipping
   gradient_penalty: bool = False  # WGAN-GP
   r1_penalty: bool = False
+  num_classes: int = 0  # > 0: class-conditional, batches are (examples, labels)
+  acgan: bool = False  # D has an auxiliary classifier whose cross-entropy both losses add
+  augment: tuple[str, ...] = ()  # DiffAugment ops on everything D sees
 
 
 def _optimizer_hparams(opt: ml_collections.ConfigDict) -> dict:
@@ -66,13 +71,27 @@ def _optimizer_hparams(opt: ml_collections.ConfigDict) -> dict:
   return dict(learning_rate=opt.lr, decay=opt.rms_decay)
 
 
-def _make_optimizer(opt: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam or RMSProp (PyTorch's eps placement) with hyperparameters kept as arrays in the state."""
+def _make_optimizer(opt: ml_collections.ConfigDict, updates: int) -> optax.GradientTransformation:
+  """Adam or RMSProp (PyTorch's eps placement) with hyperparameters kept as arrays in the state,
+  and the learning rate scaled by `opt.schedule` over `updates` updates: "linear" decays it to 0
+  (as mimicry's SNGAN). The schedule multiplies the state's rate, so a sweep over lr still shares
+  one program."""
   if opt.name == "adam":
-    return optax.inject_hyperparams(optax.adam)(**_optimizer_hparams(opt))
-  return optax.inject_hyperparams(optax.rmsprop)(
-    **_optimizer_hparams(opt), eps=1e-8, eps_in_sqrt=False
-  )
+    tx = optax.inject_hyperparams(optax.adam)(**_optimizer_hparams(opt))
+  else:
+    tx = optax.inject_hyperparams(optax.rmsprop)(
+      **_optimizer_hparams(opt), eps=1e-8, eps_in_sqrt=False
+    )
+  if opt.schedule == "linear":
+    return optax.chain(tx, optax.scale_by_schedule(optax.linear_schedule(1.0, 0.0, updates)))
+  return tx
+
+
+def _with_numbers(opt_state, numbers: dict):
+  """`opt_state` (of _make_optimizer) holding the hyperparameters `numbers`."""
+  if isinstance(opt_state, tuple) and not hasattr(opt_state, "hyperparams"):  # a chain
+    return (_with_numbers(opt_state[0], numbers), *opt_state[1:])
+  return opt_state._replace(hyperparams={**opt_state.hyperparams, **numbers})
 
 
 def vector_fields() -> tuple[str, ...]:
@@ -93,6 +112,7 @@ def state_hparams(config: ml_collections.ConfigDict) -> dict:
     gp_weight=config.gp_weight if config.loss == "wgan_gp" else 0.0,
     r1_gamma=config.r1_gamma,
     ema_decay=config.ema_decay,
+    acgan_weight=config.acgan_weight if config.model.conditioning == "acgan" else 0.0,
   )
   as_arrays = lambda numbers: {k: jnp.asarray(v, jnp.float32) for k, v in numbers.items()}
   return dict(
@@ -106,8 +126,8 @@ def make_gan(config: ml_collections.ConfigDict, generator, discriminator) -> GAN
   return GAN(
     generator=generator,
     discriminator=discriminator,
-    g_tx=_make_optimizer(config.optimizer.g),
-    d_tx=_make_optimizer(config.optimizer.d),
+    g_tx=_make_optimizer(config.optimizer.g, config.train.num_steps),
+    d_tx=_make_optimizer(config.optimizer.d, config.train.num_steps * config.n_critic),
     loss=config.loss,
     nz=config.model.nz,
     global_batch=config.train.batch_size,
@@ -115,6 +135,9 @@ def make_gan(config: ml_collections.ConfigDict, generator, discriminator) -> GAN
     clip_weights=config.clip_value > 0,
     gradient_penalty=config.loss == "wgan_gp",
     r1_penalty=config.r1_gamma > 0,
+    num_classes=config.model.num_classes,
+    acgan=config.model.num_classes > 0 and config.model.conditioning == "acgan",
+    augment=config_lib.augment_ops(config.augment.policy),
   )
 
 
@@ -122,21 +145,19 @@ def init_state(gan: GAN, key: jax.Array, data_shape: tuple[int, ...], hparams: d
   """Fresh parameters and optimiser states, with the numbers `hparams` (from state_hparams).
   Jit this: un-jitted init compiles op by op."""
   g_key, d_key = jax.random.split(key)
-  g_vars = gan.generator.init(g_key, jnp.zeros((1, gan.nz)), train=False)
-  d_vars = gan.discriminator.init(d_key, jnp.zeros((1, *data_shape)), train=False)
+  labels = jnp.zeros((1,), jnp.int32) if gan.num_classes else None
+  g_vars = gan.generator.init(g_key, jnp.zeros((1, gan.nz)), train=False, labels=labels)
+  d_vars = gan.discriminator.init(d_key, jnp.zeros((1, *data_shape)), train=False, labels=labels)
   g_params, g_stats = g_vars["params"], {k: v for k, v in g_vars.items() if k != "params"}
   d_params, d_stats = d_vars["params"], {k: v for k, v in d_vars.items() if k != "params"}
-  with_numbers = lambda opt_state, numbers: opt_state._replace(
-    hyperparams={**opt_state.hyperparams, **numbers}
-  )
   return TrainState(
     step=jnp.zeros((), jnp.int32),
     g_params=g_params,
     g_stats=g_stats,
     d_params=d_params,
     d_stats=d_stats,
-    g_opt_state=with_numbers(gan.g_tx.init(g_params), hparams["g"]),
-    d_opt_state=with_numbers(gan.d_tx.init(d_params), hparams["d"]),
+    g_opt_state=_with_numbers(gan.g_tx.init(g_params), hparams["g"]),
+    d_opt_state=_with_numbers(gan.d_tx.init(d_params), hparams["d"]),
     ema_params=g_params,
     hparams=hparams["loss"],
   )
@@ -148,28 +169,63 @@ def _local_slice(x, axis):
   return lax.dynamic_slice_in_dim(x, lax.axis_index(DATA_AXIS) * size, size, axis=axis)
 
 
-def _apply(module, params, stats, x):
+def _draw(gan: GAN, key, batch: tuple[int, ...], image_size) -> dict:
+  """G's noise "z", the labels it is asked for and DiffAugment's numbers for the real and the
+  generated batch, drawn for global batches of shape `batch` and sliced to this device's share."""
+  draws = dict(z=jax.random.normal(key, (*batch, gan.nz)))
+  if gan.num_classes:
+    draws["labels"] = jax.random.randint(jax.random.fold_in(key, 2), batch, 0, gan.num_classes)
+  if gan.augment:
+    real_key, fake_key = jax.random.split(jax.random.fold_in(key, 3))
+    draws["aug_real"] = augment.draw(gan.augment, real_key, batch, image_size)
+    draws["aug_fake"] = augment.draw(gan.augment, fake_key, batch, image_size)
+  return jax.tree.map(lambda x: _local_slice(x, len(batch) - 1), draws)
+
+
+def _apply(module, params, stats, x, labels=None):
   """Train-mode forward; returns (outputs, updated statistics)."""
   if not stats:
-    return module.apply({"params": params}, x, train=True), {}
-  out, new_stats = module.apply({"params": params, **stats}, x, train=True, mutable=list(stats))
+    return module.apply({"params": params}, x, train=True, labels=labels), {}
+  out, new_stats = module.apply(
+    {"params": params, **stats}, x, train=True, labels=labels, mutable=list(stats)
+  )
   return out, dict(new_stats)
 
 
-def _critic_update(gan: GAN, state: TrainState, real, fake, gp_eps):
+def _augmented(gan: GAN, x, numbers):
+  return augment.apply(gan.augment, x, numbers) if gan.augment else x
+
+
+def _class_loss(class_logits, labels):
+  return optax.softmax_cross_entropy_with_integer_labels(class_logits, labels).mean()
+
+
+def _critic_update(gan: GAN, state: TrainState, real, real_labels, fake, draws, gp_eps):
   """One D update on a real and a (fixed) generated batch."""
 
   def loss_fn(d_params):
-    real_out, stats = _apply(gan.discriminator, d_params, state.d_stats, real)
-    fake_out, stats = _apply(gan.discriminator, d_params, stats, fake)
-    d_loss = losses.discriminator_loss(gan.loss, real_out, fake_out)
-    d_of = lambda x: _apply(gan.discriminator, d_params, state.d_stats, x)[0]
+    real_x = _augmented(gan, real, draws.get("aug_real"))
+    fake_x = _augmented(gan, fake, draws.get("aug_fake"))
+    real_out, stats = _apply(gan.discriminator, d_params, state.d_stats, real_x, real_labels)
+    fake_out, stats = _apply(gan.discriminator, d_params, stats, fake_x, draws.get("labels"))
     terms = {}
+    if gan.acgan:
+      (real_out, real_classes), (fake_out, fake_classes) = real_out, fake_out
+      terms["d_class"] = _class_loss(real_classes, real_labels)
+      terms["d_class"] += _class_loss(fake_classes, draws["labels"])
+    d_loss = losses.discriminator_loss(gan.loss, real_out, fake_out)
+    if gan.acgan:
+      d_loss += state.hparams["acgan_weight"] * terms["d_class"]
+
+    def d_of(x):  # the penalties' D: on the real labels, statistics unchanged
+      out = _apply(gan.discriminator, d_params, state.d_stats, x, real_labels)[0]
+      return out[0] if gan.acgan else out
+
     if gan.gradient_penalty:
-      terms["gp"] = losses.gradient_penalty(d_of, real, fake, gp_eps)
+      terms["gp"] = losses.gradient_penalty(d_of, real_x, fake_x, gp_eps)
       d_loss += state.hparams["gp_weight"] * terms["gp"]
     if gan.r1_penalty:
-      terms["r1"] = losses.r1_penalty(d_of, real)
+      terms["r1"] = losses.r1_penalty(d_of, real_x)
       d_loss += 0.5 * state.hparams["r1_gamma"] * terms["r1"]
     if losses.is_probabilistic(gan.loss):
       real_out, fake_out = jax.nn.sigmoid(real_out), jax.nn.sigmoid(fake_out)
@@ -188,14 +244,20 @@ def _critic_update(gan: GAN, state: TrainState, real, fake, gp_eps):
   return state, metrics
 
 
-def _generator_update(gan: GAN, state: TrainState, fake, g_vjp):
+def _generator_update(gan: GAN, state: TrainState, fake, g_vjp, draws):
   """One G update through D (already updated), backpropagated into G by `g_vjp` of `fake`."""
 
   def loss_of_fake(fake):
-    fake_out, _ = _apply(gan.discriminator, state.d_params, state.d_stats, fake)
-    return losses.generator_loss(gan.loss, fake_out)
+    x = _augmented(gan, fake, draws.get("aug_fake"))
+    fake_out, _ = _apply(gan.discriminator, state.d_params, state.d_stats, x, draws.get("labels"))
+    if not gan.acgan:
+      return losses.generator_loss(gan.loss, fake_out), {}
+    fake_out, fake_classes = fake_out
+    terms = dict(g_class=_class_loss(fake_classes, draws["labels"]))
+    g_loss = losses.generator_loss(gan.loss, fake_out)
+    return g_loss + state.hparams["acgan_weight"] * terms["g_class"], terms
 
-  g_loss, loss_grad_fake = jax.value_and_grad(loss_of_fake)(fake)
+  (g_loss, terms), loss_grad_fake = jax.value_and_grad(loss_of_fake, has_aux=True)(fake)
   (grads,) = g_vjp(loss_grad_fake)
   grads = lax.pmean(grads, DATA_AXIS)
   updates, g_opt_state = gan.g_tx.update(grads, state.g_opt_state, state.g_params)
@@ -203,49 +265,58 @@ def _generator_update(gan: GAN, state: TrainState, fake, g_vjp):
   decay = state.hparams["ema_decay"]
   ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g_params)
   state = state.replace(g_params=g_params, g_opt_state=g_opt_state, ema_params=ema_params)
-  return state, dict(g_loss=g_loss, g_grad_norm=optax.global_norm(grads))
+  return state, dict(g_loss=g_loss, g_grad_norm=optax.global_norm(grads), **terms)
 
 
 def train_step(gan: GAN, state: TrainState, batch, key):
   """n_critic D updates, then one G update.
 
-  batch: this device's (n_critic, batch / devices, ...) slice of the global batch.
-  key: the run's root key; the step's randomness is fold_in(key, step). Noise is drawn for the
-  whole global batch and sliced per device, so 1 device and N devices see the same numbers.
+  batch: this device's (n_critic, batch / devices, ...) slice of the global batch (with the labels
+  of a conditional GAN beside it). key: the run's root key; the step's randomness is
+  fold_in(key, step). Noise is drawn for the whole global batch and sliced per device, so 1 device
+  and N devices see the same numbers.
   """
+  examples, labels = batch if gan.num_classes else (batch, None)
+  real = to_model_range(examples)
+  image_size = real.shape[2:4]
   noise_key, eps_key = jax.random.split(jax.random.fold_in(key, state.step))
-  z = _local_slice(jax.random.normal(noise_key, (gan.n_critic, gan.global_batch, gan.nz)), 1)
+  draws = _draw(gan, noise_key, (gan.n_critic, gan.global_batch), image_size)
   gp_eps = _local_slice(jax.random.uniform(eps_key, (gan.n_critic, gan.global_batch)), 1)
-  real = to_model_range(batch)
+  generate = lambda p, stats, d: _apply(gan.generator, p, stats, d["z"], d.get("labels"))
 
   if gan.n_critic == 1:
     # The D and the G update share one generated batch, as pytorch/examples dcgan.
+    draws = jax.tree.map(lambda x: x[0], draws)
     fake, g_vjp, g_stats = jax.vjp(
-      lambda p: _apply(gan.generator, p, state.g_stats, z[0]), state.g_params, has_aux=True
+      lambda p: generate(p, state.g_stats, draws), state.g_params, has_aux=True
     )
     state, d_metrics = _critic_update(
-      gan, state.replace(g_stats=g_stats), real[0], lax.stop_gradient(fake), gp_eps[0]
+      gan,
+      state.replace(g_stats=g_stats),
+      real[0],
+      None if labels is None else labels[0],
+      lax.stop_gradient(fake),
+      draws,
+      gp_eps[0],
     )
   else:
     # A scan compiles one critic update, not n_critic copies. G's update then draws noise of its
     # own, as WGAN's and WGAN-GP's Algorithm 1 do.
     def critic_update(state, inputs):
-      z_i, real_i, eps_i = inputs
-      fake, g_stats = _apply(gan.generator, state.g_params, state.g_stats, z_i)
-      return _critic_update(gan, state.replace(g_stats=g_stats), real_i, fake, eps_i)
+      real_i, labels_i, draws_i, eps_i = inputs
+      fake, g_stats = generate(state.g_params, state.g_stats, draws_i)
+      state = state.replace(g_stats=g_stats)
+      return _critic_update(gan, state, real_i, labels_i, fake, draws_i, eps_i)
 
-    state, d_metrics = lax.scan(critic_update, state, (z, real, gp_eps))
+    state, d_metrics = lax.scan(critic_update, state, (real, labels, draws, gp_eps))
     d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
-    g_noise = jax.random.normal(jax.random.fold_in(noise_key, 1), (gan.global_batch, gan.nz))
-    fake, g_vjp = jax.vjp(
-      lambda p: _apply(gan.generator, p, state.g_stats, _local_slice(g_noise, 0))[0],
-      state.g_params,
-    )
-  state, g_metrics = _generator_update(gan, state, fake, g_vjp)
+    draws = _draw(gan, jax.random.fold_in(noise_key, 1), (gan.global_batch,), image_size)
+    fake, g_vjp = jax.vjp(lambda p: generate(p, state.g_stats, draws)[0], state.g_params)
+  state, g_metrics = _generator_update(gan, state, fake, g_vjp, draws)
   metrics = lax.pmean({**d_metrics, **g_metrics}, DATA_AXIS)
   return state.replace(step=state.step + 1), metrics
 
 
-def generate(gan: GAN, params, g_stats, z):
+def generate(gan: GAN, params, g_stats, z, labels=None):
   """Samples from G in eval mode (BatchNorm uses its running statistics)."""
-  return gan.generator.apply({"params": params, **g_stats}, z, train=False)
+  return gan.generator.apply({"params": params, **g_stats}, z, train=False, labels=labels)

@@ -144,7 +144,7 @@ def train_trials(configs, workdirs, names) -> TrainState:
   first = configs[0]
   mesh = parallel.make_trial_mesh(len(configs), first.parallel.num_devices)
   host_share = parallel.host_share(first.train.batch_size)
-  examples = None if first.data.source == "toy" else data.load_images(first.data)
+  examples = None if first.data.source == "toy" else data.load_for(first)
   datasets = [data.create(c, *host_share, examples) for c in configs]
   for c in configs:
     c.data.shape = datasets[0].shape
@@ -158,7 +158,8 @@ def train_trials(configs, workdirs, names) -> TrainState:
     del states
     runs.open(start)
     streams = [data.prefetch(d, start, first.train.num_steps) for d in datasets]
-    batches = map(lambda *trial_batches: exp.shard_batch(np.stack(trial_batches)), *streams)
+    stack = lambda *trial_batches: jax.tree.map(lambda *b: np.stack(b), *trial_batches)
+    batches = map(lambda *trial_batches: exp.shard_batch(stack(*trial_batches)), *streams)
     return train.loop(first, runs, exp.step, state, keys, batches, start)
 
 

@@ -12,25 +12,45 @@ from collections.abc import Callable, Iterator
 import ml_collections
 import numpy as np
 
+from gan_jax import UserError
 from gan_jax.data import sources, toy
 
 
 @dataclasses.dataclass
 class Dataset:
-  """batch(step) -> this host's (n_critic, per_host_batch, *shape) block of that step's batch."""
+  """batch(step) -> this host's (n_critic, per_host_batch, *shape) block of that step's batch,
+  paired with its (n_critic, per_host_batch) labels for a conditional model."""
 
   shape: tuple[int, ...]
-  batch: Callable[[int], np.ndarray]
+  batch: Callable[[int], np.ndarray | tuple[np.ndarray, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Examples:
+  images: np.ndarray  # uint8 (N, H, W, C)
+  labels: np.ndarray | None = None  # int32 (N,), for conditional models
+
+
+def load_examples(data: ml_collections.ConfigDict, with_labels: bool = False) -> Examples:
+  """The images of data.source (the first data.subset of them), with labels if asked."""
+  if data.source == "tfds":
+    loaded = sources.load_tfds(
+      data.name, data.split, data.data_dir, data.manual_dir, data.download, with_labels
+    )
+  elif data.source == "npz":
+    loaded = sources.load_npz(data.path, with_labels)
+  else:
+    loaded = sources.load_folder(data.path, data.image_size, with_labels)
+  images, labels = loaded if with_labels else (loaded, None)
+  if data.subset:
+    images = images[: data.subset]
+    labels = None if labels is None else labels[: data.subset]
+  images = sources.resize(images, data.image_size) if data.image_size else images
+  return Examples(images, labels)
 
 
 def load_images(data: ml_collections.ConfigDict) -> np.ndarray:
-  if data.source == "tfds":
-    images = sources.load_tfds(data.name, data.split, data.data_dir, data.manual_dir, data.download)
-  elif data.source == "npz":
-    images = sources.load_npz(data.path)
-  else:
-    images = sources.load_folder(data.path, data.image_size)
-  return sources.resize(images, data.image_size) if data.image_size else images
+  return load_examples(data).images
 
 
 def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -38,10 +58,19 @@ def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 
 def from_array(
-  examples: np.ndarray, seed: int, n_critic: int, global_batch: int, host_start: int, host_size: int
+  examples: Examples | np.ndarray,
+  seed: int,
+  n_critic: int,
+  global_batch: int,
+  host_start: int,
+  host_size: int,
 ) -> Dataset:
-  """Reshuffled every epoch from the seed; epochs run into each other (no example dropped)."""
-  n = len(examples)
+  """Reshuffled every epoch from the seed; epochs run into each other (no example dropped).
+  An array of examples is unlabelled."""
+  if isinstance(examples, np.ndarray):
+    examples = Examples(examples)
+  images, labels = examples.images, examples.labels
+  n = len(images)
   per_step = n_critic * global_batch
   orders = {}
 
@@ -60,9 +89,10 @@ def from_array(
     for e in [e for e in orders if e < epochs.min()]:
       del orders[e]
     indices = np.array([orders[e][p] for e, p in zip(epochs, positions)])
-    return examples[indices].reshape(n_critic, host_size, *examples.shape[1:])
+    block = images[indices].reshape(n_critic, host_size, *images.shape[1:])
+    return block if labels is None else (block, labels[indices].reshape(n_critic, host_size))
 
-  return Dataset(examples.shape[1:], batch)
+  return Dataset(images.shape[1:], batch)
 
 
 def from_toy(
@@ -80,13 +110,26 @@ def create(
   config: ml_collections.ConfigDict,
   host_start: int,
   host_size: int,
-  images: np.ndarray | None = None,
+  examples: Examples | np.ndarray | None = None,
 ) -> Dataset:
-  """The config's dataset; `images` (from load_images) saves loading them again."""
+  """The config's dataset; `examples` (from load_for) saves loading them again."""
   args = (config.seed, config.n_critic, config.train.batch_size, host_start, host_size)
   if config.data.source == "toy":
     return from_toy(config.data.name, *args)
-  return from_array(load_images(config.data) if images is None else images, *args)
+  return from_array(load_for(config) if examples is None else examples, *args)
+
+
+def load_for(config: ml_collections.ConfigDict) -> Examples:
+  """The examples `config` trains on: with labels, checked against model.num_classes, when
+  it is conditional."""
+  num_classes = config.model.num_classes
+  examples = load_examples(config.data, with_labels=num_classes > 0)
+  if num_classes and examples.labels.max() >= num_classes:
+    raise UserError(
+      f"the data has label {examples.labels.max()}, config.model.num_classes={num_classes} "
+      f"allows 0..{num_classes - 1}"
+    )
+  return examples
 
 
 def toy_modes(data: ml_collections.ConfigDict) -> np.ndarray | None:

@@ -83,23 +83,42 @@ def _check_offline_files(builder, name: str, manual_dir: str, download: bool) ->
     )
 
 
-def load_npz(path: str) -> np.ndarray:
+def load_npz(path: str, with_labels: bool = False):
+  """The 'images' array of an .npz file (and its 'labels' if asked)."""
   if not os.path.isfile(path):
     raise UserError(f"config.data.path={path!r}: no such file")
+  keys = ("images", "labels") if with_labels else ("images",)
   try:
     with np.load(path, allow_pickle=False) as archive:
-      if "images" not in archive:
-        raise UserError(f"{path} has no 'images' array (it has {list(archive.keys())})")
-      images = archive["images"]
+      for key in keys:
+        if key not in archive:
+          raise UserError(f"{path} has no {key!r} array (it has {list(archive.keys())})")
+      arrays = [archive[key] for key in keys]
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # what np.load raises
     raise UserError(f"{path} is not a readable .npz of arrays ({_first_line(e)})") from e
-  return _check_images(images, path)
+  images = _check_images(arrays[0], path)
+  return (images, _check_labels(arrays[1], len(images), path)) if with_labels else images
 
 
-def load_folder(path: str, size: int = 0) -> np.ndarray:
+def load_folder(path: str, size: int = 0, with_labels: bool = False):
   """Every PNG in a folder (sorted by name), in the colour mode of the first; resized to
-  size x size when `size` is given (the files may then differ in size)."""
-  files = sorted(pathlib.Path(path).glob("*.png")) if os.path.isdir(path) else []
+  size x size when `size` is given (the files may then differ in size). With labels, the PNGs
+  of its subfolders instead, each subfolder a class (classes numbered in name order)."""
+  folder = pathlib.Path(path)
+  if not with_labels:
+    return _load_pngs(path, sorted(folder.glob("*.png")) if folder.is_dir() else [], size)
+  classes = sorted(d for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+  files = [(f, label) for label, d in enumerate(classes) for f in sorted(d.glob("*.png"))]
+  if not files:
+    raise UserError(
+      f"config.data.path={path!r} has no class subfolders of .png files, "
+      "which a conditional model (model.num_classes > 0) reads as its labels"
+    )
+  images = _load_pngs(path, [f for f, _ in files], size)
+  return images, np.array([label for _, label in files], np.int32)
+
+
+def _load_pngs(path: str, files: list, size: int) -> np.ndarray:
   if not files:
     raise UserError(f"config.data.path={path!r} is not a folder of .png files")
   images, mode = [], None
@@ -140,6 +159,16 @@ def _check_images(images: np.ndarray, origin: str) -> np.ndarray:
       f"{origin}: expected uint8 images (N, H, W, 1 or 3), got {images.dtype} {images.shape}"
     )
   return images
+
+
+def _check_labels(labels: np.ndarray, count: int, origin: str) -> np.ndarray:
+  labels = np.asarray(labels).reshape(-1) if np.ndim(labels) == 2 else np.asarray(labels)
+  if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+    raise UserError(
+      f"{origin}: expected one integer label >= 0 per image ({count}), "
+      f"got {labels.dtype} {labels.shape}"
+    )
+  return labels.astype(np.int32)
 
 
 def _first_line(e: Exception) -> str:

@@ -27,3 +27,15 @@ def class_coverage(logits) -> dict:
   nonzero = histogram > 0
   kl = float(np.sum(histogram[nonzero] * np.log(histogram[nonzero] * num_classes)))
   return {"classes": int(nonzero.sum()), "num_classes": num_classes, "class_kl_to_uniform": kl}
+
+
+def conditional_accuracy(logits, labels) -> dict:
+  """Of samples generated for classes `labels`, the share the classifier labels as asked, over
+  all and per class (a list, one entry per class)."""
+  predicted, labels = np.asarray(logits).argmax(1), np.asarray(labels)
+  correct = predicted == labels
+  per_class = [
+    float(correct[labels == c].mean()) if np.any(labels == c) else float("nan")
+    for c in range(np.asarray(logits).shape[1])
+  ]
+  return {"conditional_accuracy": float(correct.mean()), "per_class_accuracy": per_class}

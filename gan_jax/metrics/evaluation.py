@@ -11,7 +11,7 @@ import numpy as np
 
 from gan_jax import UserError, data
 from gan_jax.metrics import classifier, extractors
-from gan_jax.metrics.coverage import class_coverage, toy_mode_coverage
+from gan_jax.metrics.coverage import class_coverage, conditional_accuracy, toy_mode_coverage
 from gan_jax.metrics.distances import (
   FeatureStats,
   frechet_distance,
@@ -56,11 +56,22 @@ def real_reference(config, extractor: extractors.Extractor, split: str, cache_di
     return {k: f[k] for k in f.files}
 
 
+def is_scalar(value) -> bool:
+  """Whether a metric is one number (the others: per-class lists, "how")."""
+  return isinstance(value, (int, float, np.number))
+
+
 def image_metrics(
-  samples_uint8, config, extractor: extractors.Extractor, real_split: str, cache_dir: str
+  samples_uint8,
+  config,
+  extractor: extractors.Extractor,
+  real_split: str,
+  cache_dir: str,
+  labels: np.ndarray | None = None,
 ) -> dict:
-  """FID, KID, precision/recall and Inception Score in the extractor's space (class coverage too
-  when it is a gan_jax classifier)."""
+  """FID, KID, precision/recall and Inception Score in the extractor's space; class coverage too
+  when it is a gan_jax classifier, and for samples of asked-for classes `labels` the conditional
+  accuracy (the share the classifier labels as asked), overall and per class."""
   shape = extractor.info.get("image_shape")
   if shape and list(samples_uint8.shape[1:]) != shape:
     raise UserError(
@@ -75,6 +86,8 @@ def image_metrics(
   precision, recall = precision_recall(real["features"], kernel_fake)
   inception, inception_std = inception_score(logits)
   coverage = class_coverage(logits) if "num_classes" in extractor.info else {}
+  if coverage and labels is not None:
+    coverage.update(conditional_accuracy(logits, labels))
   return {
     "fid": frechet_distance(real["mean"], real["cov"], *stats.mean_cov()),
     "kid": kid,
@@ -100,10 +113,16 @@ def image_metrics(
 
 
 def sample_metrics(
-  samples, config, classifier_dir: str = "", real_split: str = "test", inception_weights: str = ""
+  samples,
+  config,
+  classifier_dir: str = "",
+  real_split: str = "test",
+  inception_weights: str = "",
+  labels: np.ndarray | None = None,
 ) -> dict:
-  """The metrics of generator outputs: toy mode coverage, or image metrics in the space of a
-  gan_jax classifier or of the FID Inception-v3 (weights from a local file)."""
+  """The metrics of generator outputs (asked for classes `labels` if conditional): toy mode
+  coverage, or image metrics in the space of a gan_jax classifier or of the FID Inception-v3
+  (weights from a local file)."""
   if config.data.source == "toy":
     return {
       **toy_mode_coverage(samples, config.data.name),
@@ -120,4 +139,4 @@ def sample_metrics(
       "config.eval_classifier; python -m gan_jax.classifier trains one) or "
       "--inception_weights=FILE"
     )
-  return image_metrics(to_uint8(samples), config, extractor, real_split, cache_dir or ".")
+  return image_metrics(to_uint8(samples), config, extractor, real_split, cache_dir or ".", labels)

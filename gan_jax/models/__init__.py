@@ -4,7 +4,7 @@ import flax.linen as nn
 import ml_collections
 
 from gan_jax import UserError
-from gan_jax.models import dcgan, mlp
+from gan_jax.models import dcgan, mlp, resnet
 
 
 def build(
@@ -15,17 +15,26 @@ def build(
   Both compute in `config.model.dtype` and return float32 (samples, logits), so losses, penalties
   and metrics stay in float32."""
   m = config.model
+  shape = tuple(data_shape)
+  if m.name in ("dcgan", "resnet") and len(shape) != 3:
+    raise UserError(
+      f"model {m.name} needs images (H, W, C), the data has shape {shape}; "
+      "use --config.model.name=mlp"
+    )
+  g_sn, d_sn, classes = m.g_spectral_norm, m.d_spectral_norm, m.num_classes
   if m.name == "dcgan":
-    if len(data_shape) != 3:
-      raise UserError(
-        f"model dcgan needs images (H, W, C), the data has shape {data_shape}; "
-        "use --config.model.name=mlp"
-      )
     return (
-      dcgan.Generator(tuple(data_shape), m.ngf, m.g_norm, axis_name, m.dtype),
-      dcgan.Discriminator(tuple(data_shape), m.ndf, m.d_norm, axis_name, m.dtype),
+      dcgan.Generator(shape, m.ngf, m.g_norm, axis_name, m.dtype, classes, g_sn),
+      dcgan.Discriminator(
+        shape, m.ndf, m.d_norm, axis_name, m.dtype, classes, m.conditioning, d_sn
+      ),
+    )
+  if m.name == "resnet":
+    return (
+      resnet.Generator(shape, m.ngf, classes, g_sn, axis_name, m.dtype),
+      resnet.Discriminator(shape, m.ndf, classes, m.conditioning, d_sn, m.dtype),
     )
   return (
-    mlp.Generator(tuple(data_shape), tuple(m.g_hidden), m.g_norm, m.g_output, axis_name, m.dtype),
-    mlp.Discriminator(tuple(m.d_hidden), m.d_maxout, m.d_norm, axis_name, m.dtype),
+    mlp.Generator(shape, tuple(m.g_hidden), m.g_norm, m.g_output, axis_name, m.dtype, g_sn),
+    mlp.Discriminator(tuple(m.d_hidden), m.d_maxout, m.d_norm, axis_name, m.dtype, d_sn),
   )

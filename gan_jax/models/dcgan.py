@@ -8,7 +8,15 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from gan_jax import UserError
-from gan_jax.models.layers import DCGAN_INIT, Conv, ConvTranspose, normalization
+from gan_jax.models.layers import (
+  DCGAN_INIT,
+  Conv,
+  ConvTranspose,
+  discriminator_output,
+  generator_norm,
+  normalization,
+  spectral_norm,
+)
 
 
 def resolution_factors(size: int) -> tuple[int, int]:
@@ -31,46 +39,59 @@ class Generator(nn.Module):
   norm: str = "batch"
   axis_name: str | None = None
   dtype: str = "float32"
+  num_classes: int = 0  # > 0: class-conditional BatchNorm
+  spectral_norm: bool = False
 
   @nn.compact
-  def __call__(self, z, train: bool):
+  def __call__(self, z, train: bool, labels=None):
     height, _, channels = self.image_shape
     base, k = resolution_factors(height)
     features = self.ngf * 2 ** (k - 1)
-    norm = lambda x: normalization(self.norm, train, self.axis_name, self.dtype)(x)
+    norm = generator_norm(self.norm, train, self.axis_name, self.dtype, labels, self.num_classes)
+    sn = lambda layer: spectral_norm(layer, self.spectral_norm, train)
     # On a 1x1 input PyTorch's first ConvTranspose(4, 1, 0) is this Dense, parameter for parameter.
-    x = nn.Dense(base * base * features, use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype)(
-      z
+    dense = nn.Dense(
+      base * base * features, use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype
     )
-    x = x.reshape(z.shape[0], base, base, features)
+    x = sn(dense)(z).reshape(z.shape[0], base, base, features)
     x = nn.relu(norm(x))
     for _ in range(k - 1):
       features //= 2
-      x = nn.relu(norm(ConvTranspose(features)(x)))
-    return jnp.tanh(ConvTranspose(channels)(x)).astype(jnp.float32)
+      x = nn.relu(norm(sn(ConvTranspose(features))(x)))
+    return jnp.tanh(sn(ConvTranspose(channels))(x)).astype(jnp.float32)
 
 
 class Discriminator(nn.Module):
-  """Returns one logit (or critic value) per image."""
+  """Returns one logit (or critic value) per image (with its class logits for ACGAN)."""
 
   image_shape: tuple[int, int, int]
   ndf: int = 64
   norm: str = "batch"
   axis_name: str | None = None
   dtype: str = "float32"
+  num_classes: int = 0
+  conditioning: str = "projection"  # or "acgan"
+  spectral_norm: bool = False
 
   @nn.compact
-  def __call__(self, x, train: bool):
+  def __call__(self, x, train: bool, labels=None):
     _, k = resolution_factors(self.image_shape[0])
     use_bias = self.norm == "none"
     x = x.astype(self.dtype)
     for i in range(k):
-      x = Conv(self.ndf * 2**i, use_bias=use_bias)(x)
+      x = spectral_norm(Conv(self.ndf * 2**i, use_bias=use_bias), self.spectral_norm, train)(x)
       if i > 0:  # no normalisation on the first layer (Radford et al.)
         x = normalization(self.norm, train, self.axis_name, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
     # PyTorch's last Conv(4, 1, 0) over the 4x4 map is this Dense.
-    logits = nn.Dense(1, use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype)(
-      x.reshape(x.shape[0], -1)
+    return discriminator_output(
+      x.reshape(x.shape[0], -1),
+      labels,
+      self.num_classes,
+      self.conditioning,
+      self.spectral_norm,
+      train,
+      self.dtype,
+      DCGAN_INIT,
+      use_bias=False,
     )
-    return logits[:, 0].astype(jnp.float32)

@@ -259,3 +259,85 @@ def normalization(kind: str, train: bool, axis_name: str | None, dtype: str = "f
       reduction_axes=tuple(range(1, 4)), feature_axes=tuple(range(1, 4)), dtype=dtype
     )
   return lambda x: x
+
+
+SPECTRAL = "spectral"  # the variable collection of spectral norm's power-iteration vectors
+
+
+def spectral_norm(layer: nn.Module, enabled: bool, train: bool):
+  """`layer` with each weight matrix divided by its largest singular value (Miyato et al. 2018).
+
+  flax's SpectralNorm wraps any layer, the custom Conv / ConvTranspose included: it rewrites the
+  layer's parameters on the way in. A kernel is the matrix (-1, out_features) (for
+  ConvTranspose: the matrix of the conv it transposes). Each train-mode call runs one power
+  iteration and stores its `u` in the SPECTRAL collection, as PyTorch's spectral_norm does per
+  training forward; outside training `u` is read, never written.
+  """
+  if not enabled:
+    return layer
+  return functools.partial(nn.SpectralNorm(layer, collection_name=SPECTRAL), update_stats=train)
+
+
+class ConditionalBatchNorm(nn.Module):
+  """BatchNorm whose gain and bias are looked up per class (de Vries et al. 2017; SNGAN's cGAN)."""
+
+  num_classes: int
+  train: bool
+  axis_name: str | None = None
+  dtype: str = "float32"
+
+  @nn.compact
+  def __call__(self, x, labels):
+    x = nn.BatchNorm(
+      use_running_average=not self.train,
+      momentum=BN_MOMENTUM,
+      epsilon=1e-5,
+      axis_name=self.axis_name if self.train else None,
+      use_scale=False,
+      use_bias=False,
+      dtype=self.dtype,
+    )(x)
+    features = x.shape[-1]
+    gain = nn.Embed(self.num_classes, features, embedding_init=_bn_scale_init, name="gain")
+    bias = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.zeros, name="bias")
+    per_class = lambda e: jnp.asarray(e(labels), x.dtype).reshape(len(x), *[1] * (x.ndim - 2), -1)
+    return x * per_class(gain) + per_class(bias)
+
+
+def generator_norm(kind: str, train: bool, axis_name, dtype, labels=None, num_classes: int = 0):
+  """G's normalisation as a function of the activations: per-class BatchNorm when conditional."""
+  if num_classes:
+    return lambda x: ConditionalBatchNorm(num_classes, train, axis_name, dtype)(x, labels)
+  return lambda x: normalization(kind, train, axis_name, dtype)(x)
+
+
+def discriminator_output(
+  features,
+  labels,
+  num_classes: int,
+  conditioning: str,
+  sn: bool,
+  train: bool,
+  dtype,
+  kernel_init: nn.initializers.Initializer = DCGAN_INIT,
+  use_bias: bool = True,
+):
+  """D's last layer on its (N, F) features: the logit (N,) as float32. Conditional on `labels`:
+  plus the projection <embed(y), features> (Miyato and Koyama 2018), or for ACGAN the pair
+  (logit, class logits (N, num_classes)) (Odena et al. 2017).
+
+  Called inside the discriminator's compact method, so its layers are the discriminator's own.
+  """
+  dense = lambda n: spectral_norm(
+    nn.Dense(n, use_bias=use_bias, kernel_init=kernel_init, dtype=dtype), sn, train
+  )
+  logits = dense(1)(features)[:, 0].astype(jnp.float32)
+  if not num_classes:
+    return logits
+  if conditioning == "acgan":
+    return logits, dense(num_classes)(features).astype(jnp.float32)
+  embed = nn.Embed(
+    num_classes, features.shape[-1], embedding_init=nn.initializers.xavier_uniform(), dtype=dtype
+  )
+  projection = jnp.sum(spectral_norm(embed, sn, train)(labels) * features, axis=-1)
+  return logits + projection.astype(jnp.float32)

@@ -5,7 +5,7 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax.models.layers import normalization
+from gan_jax.models.layers import normalization, spectral_norm
 
 
 class Generator(nn.Module):
@@ -15,14 +15,16 @@ class Generator(nn.Module):
   output: str = "tanh"
   axis_name: str | None = None
   dtype: str = "float32"
+  spectral_norm: bool = False
 
   @nn.compact
-  def __call__(self, z, train: bool):
+  def __call__(self, z, train: bool, labels=None):
+    dense = lambda n: spectral_norm(nn.Dense(n, dtype=self.dtype), self.spectral_norm, train)
     x = z
     for width in self.hidden:
-      x = nn.Dense(width, dtype=self.dtype)(x)
+      x = dense(width)(x)
       x = nn.relu(_feature_norm(self.norm, train, self.axis_name, self.dtype)(x))
-    x = nn.Dense(math.prod(self.output_shape), dtype=self.dtype)(x)
+    x = dense(math.prod(self.output_shape))(x)
     x = jnp.tanh(x) if self.output == "tanh" else x
     return x.reshape(z.shape[0], *self.output_shape).astype(jnp.float32)
 
@@ -33,18 +35,20 @@ class Discriminator(nn.Module):
   norm: str = "none"
   axis_name: str | None = None
   dtype: str = "float32"
+  spectral_norm: bool = False
 
   @nn.compact
-  def __call__(self, x, train: bool):
+  def __call__(self, x, train: bool, labels=None):
+    dense = lambda n: spectral_norm(nn.Dense(n, dtype=self.dtype), self.spectral_norm, train)
     x = x.reshape(x.shape[0], -1).astype(self.dtype)
     for width in self.hidden:
-      dense = nn.Dense(width * max(self.maxout, 1), dtype=self.dtype)(x)
+      dense_out = dense(width * max(self.maxout, 1))(x)
       if self.maxout:
-        x = _maxout(dense.reshape(x.shape[0], width, self.maxout))
+        x = _maxout(dense_out.reshape(x.shape[0], width, self.maxout))
       else:
-        x = nn.leaky_relu(dense, 0.2)
+        x = nn.leaky_relu(dense_out, 0.2)
       x = _feature_norm(self.norm, train, self.axis_name, self.dtype)(x)
-    return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)
+    return dense(1)(x)[:, 0].astype(jnp.float32)
 
 
 def _maxout(pieces):
