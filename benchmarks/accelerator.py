@@ -1,5 +1,6 @@
-"""dcgan64 on an accelerator: iterations/s at batch 512 in float32 and bfloat16, and the share of
-the chip's measured matmul rate that the train step achieves.
+"""An image experiment on an accelerator (dcgan64, sngan_cifar10, cgan_pd_cifar10, ...):
+iterations/s at batch 512 in float32 and bfloat16, and the share of the chip's measured matmul rate
+that the train step achieves.
 
   python benchmarks/accelerator.py [--batch=512] [--seconds=10] [--json=benchmarks/accelerator.json]
                                    [--layers=gan_jax|lax] [--experiment=dcgan64]
@@ -55,6 +56,9 @@ def step_rate(name, dtype, batch, seconds, repeats=5):
   images = np.random.default_rng(0).integers(
     0, 256, (config.n_critic, batch, *config.data.shape), dtype=np.uint8
   )
+  if config.model.num_classes:
+    labels = np.arange(config.n_critic * batch).reshape(config.n_critic, batch)
+    images = (images, labels % config.model.num_classes)
   batch_array = exp.shard_batch(images)
   compiled = exp.step.lower(state, batch_array, key).compile()
 

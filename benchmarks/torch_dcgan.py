@@ -108,9 +108,10 @@ def random_batches(image_shape, batch_size, count=4, seed=0):
   return [torch.rand(batch_size, channels, size, size, generator=g) * 2 - 1 for _ in range(count)]
 
 
-def serve(step_args: dict, seconds: float) -> None:
-  """Print "ready", then for each line read: run a block of about `seconds`, print its it/s."""
-  step = make_step(**step_args)
+def serve(step_args: dict, seconds: float, make=make_step) -> None:
+  """Print "ready", then for each line read: run a block of about `seconds`, print its it/s.
+  The step is `make(**step_args)`."""
+  step = make(**step_args)
   batches = random_batches(step_args["image_shape"], step_args["batch_size"])
   for b in batches[:2]:
     step(b)  # warm-up

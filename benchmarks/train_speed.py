@@ -12,7 +12,8 @@ images of the dataset's shape, or the toy sampler), one iteration = all D update
 Reported: steady-state iterations/s (median of `--repeats` timed blocks of about `--seconds` each,
 min-max spread; compile and warm-up excluded), the step's compile time, peak resident memory,
 GFLOP/s (XLA's FLOP count of the step times its rate) against the machine's matmul rate, and the
-pipeline's own images/s. Where torch is importable the DCGAN experiments also time `torch_dcgan.py`
+pipeline's own images/s. Where torch is importable the DCGAN and SNGAN experiments also time their
+PyTorch reference (`torch_dcgan.py`, `torch_sngan.py`)
 (in a process of its own, with PyTorch's stock settings), alternating JAX and PyTorch blocks so
 that machine noise hits both; JAX/PyTorch is the median (and spread) of each JAX block's rate over
 the PyTorch block that follows it. Prints a Markdown table; writes the same as JSON, with every
@@ -35,8 +36,18 @@ import time
 from unittest import mock
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-DEFAULT_EXPERIMENTS = "dcgan,dcgan@2,dcgan64,dcgan64@2,gan_minimax,wgan,wgan_gp,toy_ring,toy_grid"
-TORCH_REFERENCE = ("dcgan", "dcgan64")  # pytorch/examples' loop: BatchNorm, non-saturating, Adam
+DEFAULT_EXPERIMENTS = (
+  "dcgan,dcgan@2,dcgan64,dcgan64@2,gan_minimax,wgan,wgan_gp,toy_ring,toy_grid,"
+  "sngan_cifar10,cgan_pd_cifar10"
+)
+# The PyTorch script of the same networks, loss and optimiser: pytorch/examples' DCGAN loop, and
+# mimicry's SNGAN32 (with the projection discriminator for the conditional GAN).
+TORCH_REFERENCE = {
+  "dcgan": "torch_dcgan.py",
+  "dcgan64": "torch_dcgan.py",
+  "sngan_cifar10": "torch_sngan.py",
+  "cgan_pd_cifar10": "torch_sngan.py",
+}
 
 
 def _config(name):
@@ -47,8 +58,9 @@ def _config(name):
   if config.data.source == "toy":
     config.data.shape = (2,)
   else:
-    size = config.data.image_size or 28
-    config.data.shape = (size, size, 3 if config.data.source == "npz" else 1)
+    cifar = config.data.source == "npz"
+    size = config.data.image_size or (32 if cifar else 28)
+    config.data.shape = (size, size, 3 if cifar else 1)
   return config
 
 
@@ -122,8 +134,10 @@ def worker(setting, repeats, seconds):
   if config.data.source == "toy":
     dataset = data.create(config, 0, batch)
   else:
-    images = np.random.default_rng(0).integers(0, 256, (10_000, *shape), dtype=np.uint8)
-    dataset = data.create(config, 0, batch, images)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10_000, *shape), dtype=np.uint8)
+    labels = rng.integers(0, config.model.num_classes, 10_000) if config.model.num_classes else None
+    dataset = data.create(config, 0, batch, data.Examples(images, labels))
   stream = data.prefetch(dataset, 0, 10**9)
   next_batch = lambda: exp.shard_batch(next(stream))
 
@@ -163,10 +177,12 @@ def worker(setting, repeats, seconds):
       "ngf": config.model.ngf,
       "ndf": config.model.ndf,
     }
+    if config.model.name == "resnet":
+      step_args.update(n_critic=config.n_critic, num_classes=config.model.num_classes)
     torch_server = subprocess.Popen(
       [
         sys.executable,
-        str(ROOT / "benchmarks" / "torch_dcgan.py"),
+        str(ROOT / "benchmarks" / TORCH_REFERENCE[name]),
         json.dumps(step_args),
         str(seconds),
       ],
@@ -176,7 +192,7 @@ def worker(setting, repeats, seconds):
       cwd=ROOT,
     )
     if torch_server.stdout.readline().strip() != "ready":
-      raise RuntimeError(f"torch_dcgan.py failed to start (exit {torch_server.wait()})")
+      raise RuntimeError(f"{TORCH_REFERENCE[name]} failed to start (exit {torch_server.wait()})")
 
     def other():
       torch_server.stdin.write("run\n")

@@ -105,6 +105,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64  # global batch, split over devices and hosts
   c.train.num_steps = 5000  # one step = n_critic D updates + one G update
+  # Linear learning-rate schedules decay to 0 over this many steps; 0 = train.num_steps, fixed in
+  # config.json when the run starts, so that a resumed run keeps its schedule.
+  c.train.decay_steps = 0
 
   c.log_every = 50
   c.sample_every = 500
@@ -213,6 +216,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "eval_every",
     "eval_samples",
     "data.subset",
+    "train.decay_steps",
     "model.num_classes",
     "acgan_weight",
   ):
@@ -267,7 +271,11 @@ def augment_ops(policy: str) -> tuple[str, ...]:
 def validated(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A copy of `config`, for a run to complete (data.shape), once validate() accepts it."""
   validate(config)
-  return config.copy_and_resolve_references()
+  config = config.copy_and_resolve_references()
+  schedules = (config.optimizer.g.schedule, config.optimizer.d.schedule)
+  if "linear" in schedules and not config.train.decay_steps:
+    config.train.decay_steps = config.train.num_steps
+  return config
 
 
 def flatten(config, prefix="") -> dict:
@@ -279,6 +287,20 @@ def flatten(config, prefix="") -> dict:
     else:
       flat[name] = list(value) if isinstance(value, tuple) else value
   return flat
+
+
+def from_saved(saved: dict) -> ml_collections.ConfigDict:
+  """A run's config.json as a config; fields added to the config since the run started take their
+  defaults, which reproduce what the run did."""
+
+  def merge(defaults: dict, values: dict) -> dict:
+    merged = dict(defaults)
+    for key, value in values.items():
+      nested = isinstance(value, dict) and isinstance(defaults.get(key), dict)
+      merged[key] = merge(defaults[key], value) if nested else value
+    return merged
+
+  return ml_collections.ConfigDict(merge(base_config().to_dict(), saved))
 
 
 def check_same_experiment(saved: dict, config: ml_collections.ConfigDict) -> None:

@@ -56,7 +56,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     raise UserError(f"{workdir!r} is not a run directory (no config.json)")
   with open(path) as f:
     try:
-      return ml_collections.ConfigDict(json.load(f))
+      return config_lib.from_saved(json.load(f))
     except json.JSONDecodeError as e:
       raise UserError(f"{path} is damaged ({e}); restore it from the experiment file") from e
 

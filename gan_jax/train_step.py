@@ -123,11 +123,12 @@ def state_hparams(config: ml_collections.ConfigDict) -> dict:
 
 
 def make_gan(config: ml_collections.ConfigDict, generator, discriminator) -> GAN:
+  decay_steps = config.train.decay_steps or config.train.num_steps
   return GAN(
     generator=generator,
     discriminator=discriminator,
-    g_tx=_make_optimizer(config.optimizer.g, config.train.num_steps),
-    d_tx=_make_optimizer(config.optimizer.d, config.train.num_steps * config.n_critic),
+    g_tx=_make_optimizer(config.optimizer.g, decay_steps),
+    d_tx=_make_optimizer(config.optimizer.d, decay_steps * config.n_critic),
     loss=config.loss,
     nz=config.model.nz,
     global_batch=config.train.batch_size,

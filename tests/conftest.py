@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 # Before JAX is imported anywhere; subprocesses started by tests inherit these too.
 os.environ["XLA_FLAGS"] = (
@@ -14,8 +15,15 @@ os.environ.setdefault(
   "JAX_DISABLE_MOST_OPTIMIZATIONS", "1"
 )  # the tiny test models are compile-bound
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Compiled programs are cached on disk for the session, so the runs a test repeats (uninterrupted
+# and resumed, in-process and as a command) compile once.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="gan_jax_tests_jit_")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -64,12 +72,15 @@ def override(config: ml_collections.ConfigDict, **fields) -> ml_collections.Conf
   return config
 
 
-def param_count(module, x) -> int:
-  """Parameters of a Flax module (G or D) on input x, counted from shapes alone."""
+def param_count(module, x, num_classes: int = 0) -> int:
+  """Parameters of a Flax module (G or D) on input x (of a class-conditional model when
+  num_classes > 0), counted from shapes alone."""
   import jax
-  import numpy as np
+  import jax.numpy as jnp
 
-  variables = jax.eval_shape(lambda: module.init(jax.random.key(0), x, train=False))
+  labels = jnp.zeros(len(x), jnp.int32) if num_classes else None
+  init = lambda: module.init(jax.random.key(0), x, train=False, labels=labels)
+  variables = jax.eval_shape(init)
   return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables["params"]))
 
 
@@ -126,3 +137,16 @@ def tiny_dcgan_config(**fields) -> ml_collections.ConfigDict:
     },
   )
   return override(c, **fields)
+
+
+def mnist_test_set(shared_data: pathlib.Path, count: int = 512, labelled: bool = True):
+  """The first `count` real MNIST test images, with their labels when `labelled`."""
+  import gzip
+
+  from gan_jax import data
+
+  with gzip.open(shared_data / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
+    images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)[:count]
+  with gzip.open(shared_data / "mnist" / "t10k-labels-idx1-ubyte.gz") as f:
+    labels = np.frombuffer(f.read(), np.uint8, offset=8)[:count].astype(np.int32)
+  return data.Examples(images, labels if labelled else None)

@@ -10,7 +10,7 @@ import pytest
 
 from gan_jax import config as config_lib
 from gan_jax import experiment, parallel
-from gan_jax.models import dcgan, layers
+from gan_jax.models import dcgan, layers, resnet
 
 from conftest import ROOT, param_count, run_python, tiny_dcgan_config
 
@@ -47,6 +47,30 @@ def test_torch_reference_is_our_dcgan(shape):
   assert torch_d == param_count(dcgan.Discriminator(shape, 64), jnp.zeros((1, *shape)))
   step = torch_dcgan.make_step(shape, batch_size=4)
   d_loss, g_loss = step(torch_dcgan.random_batches(shape, 4, count=1)[0])
+  assert np.isfinite(d_loss) and np.isfinite(g_loss)
+
+
+@pytest.mark.parametrize("num_classes", [0, 10])
+def test_torch_reference_is_our_sngan(num_classes):
+  """mimicry's SNGAN32 in PyTorch (and its projection cGAN) has our ResNets' parameter counts."""
+  pytest.importorskip("torch")
+  import torch_dcgan
+  import torch_sngan
+
+  shape = (32, 32, 3)
+  g = resnet.Generator(shape, 256, num_classes=num_classes)
+  d = resnet.Discriminator(shape, 128, num_classes=num_classes)
+  count = lambda net: sum(p.numel() for p in net.parameters())
+  torch_g, torch_d = (
+    torch_sngan.Generator(128, 256, num_classes),
+    torch_sngan.Discriminator(128, num_classes),
+  )
+  assert count(torch_g) == param_count(g, jnp.zeros((1, 128)), num_classes)
+  assert count(torch_d) == param_count(d, jnp.zeros((1, *shape)), num_classes)
+  if not num_classes:
+    assert (count(torch_g), count(torch_d)) == (4_276_739, 1_053_825)
+  step = torch_sngan.make_step(shape, batch_size=2, ngf=16, ndf=16, num_classes=num_classes)
+  d_loss, g_loss = step(torch_dcgan.random_batches(shape, 2, count=1)[0])
   assert np.isfinite(d_loss) and np.isfinite(g_loss)
 
 

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from gan_jax import UserError, data
+from gan_jax.config import base_config
 from gan_jax.data import sources, toy
 
 
@@ -122,3 +123,43 @@ def test_tfds_prepares_real_mnist_offline(shared_data, tmp_path):
   assert images.shape == (10000, 28, 28, 1)
   # MNIST test-set mean intensity is 33.79 / 255 = 0.1325
   np.testing.assert_allclose(images.mean() / 255, 0.1325, atol=5e-4)
+
+
+def test_labels_from_npz_and_class_subfolders(tmp_path):
+  images = np.zeros((4, 6, 6, 1), np.uint8)
+  np.savez(tmp_path / "labelled.npz", images=images, labels=np.array([3, 1, 0, 2]))
+  _, labels = sources.load_npz(str(tmp_path / "labelled.npz"), with_labels=True)
+  np.testing.assert_array_equal(labels, [3, 1, 0, 2])
+  np.savez(tmp_path / "unlabelled.npz", images=images)
+  with pytest.raises(UserError, match="has no 'labels' array"):
+    sources.load_npz(str(tmp_path / "unlabelled.npz"), with_labels=True)
+  for name, count in (("cat", 2), ("ant", 1), ("dog", 3)):  # classes in name order: ant cat dog
+    (tmp_path / "folder" / name).mkdir(parents=True)
+    for i in range(count):
+      Image.fromarray(np.full((5, 5), i, np.uint8), "L").save(
+        tmp_path / "folder" / name / f"{i}.png"
+      )
+  images, labels = sources.load_folder(str(tmp_path / "folder"), with_labels=True)
+  assert images.shape == (6, 5, 5, 1)
+  np.testing.assert_array_equal(labels, [0, 1, 1, 2, 2, 2])
+  with pytest.raises(UserError, match="no class subfolders"):
+    sources.load_folder(str(tmp_path / "folder" / "dog"), with_labels=True)
+
+
+def test_labelled_batches_and_the_checks_of_a_conditional_dataset(tmp_path):
+  examples = data.Examples(np.arange(20)[:, None].astype(np.uint8), np.arange(20) % 4)
+  images, labels = data.from_array(examples, 0, 2, 5, 0, 5).batch(3)
+  assert images.shape == (2, 5, 1) and labels.shape == (2, 5)
+  np.testing.assert_array_equal(labels, images[..., 0] % 4)  # each label stays with its image
+  np.savez(
+    tmp_path / "four.npz", images=np.zeros((20, 4, 4, 1), np.uint8), labels=np.arange(20) % 4
+  )
+  config = base_config()
+  config.data.source, config.data.path = "npz", str(tmp_path / "four.npz")
+  config.data.subset = 6
+  config.model.num_classes = 4
+  loaded = data.load_for(config)
+  assert len(loaded.images) == len(loaded.labels) == 6  # data.subset: the first 6
+  config.model.num_classes = 3
+  with pytest.raises(UserError, match="the data has label 3, config.model.num_classes=3"):
+    data.load_for(config)

@@ -9,17 +9,28 @@ from gan_jax import experiment, parallel, trials
 from conftest import ROOT, load_experiment
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py"))
-MNIST_SHAPE = (28, 28, 1)
 
 
 def test_the_promised_experiments_exist():
   assert {"dcgan", "gan_minimax", "wgan", "wgan_gp", "toy_ring", "toy_grid"} <= set(EXPERIMENTS)
+  assert {"sngan_cifar10", "cgan_pd_cifar10", "cgan_pd_mnist", "dcgan_diffaugment"} <= set(
+    EXPERIMENTS
+  )
+
+
+def _data_shape(config):
+  """The shape of the experiment's data, without loading it: CIFAR-10 for the .npz, else MNIST."""
+  if config.data.source == "toy":
+    return (2,)
+  cifar = config.data.source == "npz"
+  size = config.data.image_size or (32 if cifar else 28)
+  return (size, size, 3 if cifar else 1)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_builds(name):
   config = config_lib.validated(load_experiment(name))
-  config.data.shape = (2,) if config.data.source == "toy" else MNIST_SHAPE
+  config.data.shape = _data_shape(config)
   exp = experiment.build(config, parallel.make_mesh(1))
   state = jax.eval_shape(exp.init_state)
   assert state.step.shape == ()
@@ -28,6 +39,10 @@ def test_experiment_builds(name):
     assert state.hparams["gp_weight"].shape == ()
   if name == "wgan":
     assert config.clip_value == 0.01 and config.optimizer.d.name == "rmsprop"
+  if name in ("sngan_cifar10", "cgan_pd_cifar10"):
+    assert config.loss == "hinge" and config.n_critic == 5 and exp.gan.d_tx is not exp.gan.g_tx
+    assert "spectral" in state.d_stats and config.optimizer.d.schedule == "linear"
+    assert exp.gan.num_classes == (10 if name == "cgan_pd_cifar10" else 0)
 
 
 @pytest.mark.parametrize(

@@ -115,6 +115,14 @@ def test_class_coverage():
   assert metrics.class_coverage(np.eye(10))["class_kl_to_uniform"] == pytest.approx(0.0)
 
 
+def test_conditional_accuracy():
+  asked = np.array([0, 0, 1, 1, 2, 2])
+  logits = np.eye(3)[[0, 0, 1, 0, 0, 0]]  # class 0 always right, 1 half the time, 2 never
+  result = metrics.conditional_accuracy(logits, asked)
+  assert result["conditional_accuracy"] == pytest.approx(3 / 6)
+  assert result["per_class_accuracy"] == [1.0, 0.5, 0.0]
+
+
 def test_frechet_distance_uses_no_deprecated_scipy_call():
   """scipy.linalg.sqrtm's `disp` argument is deprecated (gone in SciPy 1.18)."""
   rng = np.random.default_rng(0)

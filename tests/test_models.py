@@ -3,12 +3,15 @@
 import functools
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from flax.traverse_util import flatten_dict
 
 from gan_jax import UserError
-from gan_jax.models import dcgan, layers, mlp
+from gan_jax.models import dcgan, layers, mlp, resnet
 
 from conftest import param_count
 
@@ -121,3 +124,89 @@ def test_fast_conv_matches_lax(kernel, stride, padding, size, big_channels):
     x,
     w,
   )
+
+
+def test_sngan32_has_mimicry_parameter_counts():
+  """mimicry's SNGAN32 (nz=128, ngf=256, ndf=128): G 4,276,739, D 1,053,825."""
+  shape = (32, 32, 3)
+  assert param_count(resnet.Generator(shape, 256), jnp.zeros((1, 128))) == 4_276_739
+  assert param_count(resnet.Discriminator(shape, 128), jnp.zeros((1, *shape))) == 1_053_825
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 3), (48, 48, 3)])
+@pytest.mark.parametrize("conditioning", ["", "projection", "acgan"])
+def test_resnet_shapes(shape, conditioning):
+  classes = 3 if conditioning else 0
+  g = resnet.Generator(shape, 16, num_classes=classes)
+  d = resnet.Discriminator(
+    shape, 16, num_classes=classes, conditioning=conditioning or "projection"
+  )
+  z, labels = jnp.zeros((2, 8)), (jnp.array([0, 2]) if classes else None)
+  shapes = lambda module, x: jax.eval_shape(
+    lambda: module.apply(
+      module.init(jax.random.key(0), x, train=False, labels=labels), x, train=False, labels=labels
+    )
+  )
+  images = jnp.zeros(shapes(g, z).shape)
+  chex.assert_shape(images, (2, *shape))
+  d_vars = jax.eval_shape(lambda: d.init(jax.random.key(1), images, train=False, labels=labels))
+  out = shapes(d, images)
+  chex.assert_shape(out, ((2,), (2, 3)) if conditioning == "acgan" else (2,))
+  assert set(d_vars) == {"params", "spectral"}  # every D layer spectrally normalised
+
+
+class _Normalised(nn.Module):
+  layer: nn.Module
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    return layers.spectral_norm(self.layer, True, train)(x)
+
+
+@pytest.mark.parametrize(
+  "layer, x",
+  [(layers.Conv(8, 3, 1, 1), jnp.ones((4, 6, 6, 5))), (nn.Dense(6), jnp.ones((4, 10)))],
+  ids=["conv", "dense"],
+)
+def test_spectral_norm_tracks_the_largest_singular_value(layer, x):
+  """After 300 training updates (one power iteration each), the layer's sigma is within 2% of
+  the largest singular value of its reshaped kernel, and outside training u is never written."""
+  module = _Normalised(layer)
+  variables = module.init(jax.random.key(0), x, train=False)
+  target = jax.random.normal(jax.random.key(1), module.apply(variables, x, train=False).shape)
+
+  def update(variables, _):
+    def loss(params):
+      out, stats = module.apply(
+        {**variables, "params": params}, x, train=True, mutable=[layers.SPECTRAL]
+      )
+      return jnp.mean((out - target) ** 2), stats
+
+    grads, stats = jax.grad(loss, has_aux=True)(variables["params"])
+    params = jax.tree.map(lambda p, g: p - 0.1 * g, variables["params"], grads)
+    return {"params": params, **stats}, None
+
+  variables, _ = jax.jit(lambda v: jax.lax.scan(update, v, None, length=300))(variables)
+  _, stats = module.apply(variables, x, train=True, mutable=[layers.SPECTRAL])
+  sigma = next(v for k, v in flatten_dict(stats).items() if k[-1].endswith("sigma"))
+  kernel = next(v for k, v in flatten_dict(variables["params"]).items() if k[-1] == "kernel")
+  largest = np.linalg.svd(np.asarray(kernel).reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
+  np.testing.assert_allclose(float(sigma), largest, rtol=0.02)
+  _, unchanged = module.apply(variables, x, train=False, mutable=[layers.SPECTRAL])
+  chex.assert_trees_all_equal(unchanged[layers.SPECTRAL], variables[layers.SPECTRAL])
+
+
+def test_conditional_batch_norm_is_per_class():
+  """Two classes with different gains and biases: each sample is normalised by the batch's
+  statistics, then scaled and shifted by its own class's parameters."""
+  bn = layers.ConditionalBatchNorm(2, train=True)
+  x = jax.random.normal(jax.random.key(0), (4, 3, 3, 2))
+  labels = jnp.array([0, 1, 1, 0])
+  variables = bn.init(jax.random.key(1), x, labels)
+  params = {"gain": {"embedding": jnp.array([[1.0, 2.0], [3.0, 4.0]])}}
+  params["bias"] = {"embedding": jnp.array([[0.0, 1.0], [-1.0, 0.5]])}
+  out, _ = bn.apply({**variables, "params": params}, x, labels, mutable=["batch_stats"])
+  normalised = (x - x.mean((0, 1, 2))) / jnp.sqrt(x.var((0, 1, 2)) + 1e-5)
+  expected = normalised * params["gain"]["embedding"][labels][:, None, None]
+  expected += params["bias"]["embedding"][labels][:, None, None]
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)

@@ -43,7 +43,10 @@ def _curve(path):
 
 
 def test_vectorised_trial_equals_the_trial_alone(tmp_path):
-  base = tiny_toy_config(**{"train.num_steps": 10, "log_every": 1, "r1_gamma": 0.5})
+  # spectral norm: its power-iteration state is stacked per trial like the parameters
+  base = tiny_toy_config(
+    **{"train.num_steps": 10, "log_every": 1, "r1_gamma": 0.5, "model.d_spectral_norm": True}
+  )
   sweep = [
     {"optimizer.d.lr": 1e-3, "seed": 0, "ema_decay": 0.9},
     {"optimizer.g.lr": 5e-4, "optimizer.g.b1": 0.0, "seed": 1, "r1_gamma": 2.0},

@@ -1,34 +1,45 @@
 """train_and_evaluate end to end on tiny configs: determinism, exact resume, the run directory,
 refusals that lose nothing, and learning on the 2-D ring."""
 
-import gzip
 import json
 import os
 
 import jax
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from gan_jax import UserError, data, run_dir, train
 from gan_jax.data import toy
 
-from conftest import optimized_compiles, tiny_dcgan_config, tiny_toy_config
+from conftest import mnist_test_set, optimized_compiles, tiny_dcgan_config, tiny_toy_config
 
 
 @pytest.fixture(scope="module")
 def mnist_npz(shared_data, tmp_path_factory):
-  """512 real MNIST test images as an .npz (the `npz` source)."""
-  with gzip.open(shared_data / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
-    images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)[:512]
+  """512 real MNIST test images and their labels as an .npz (the `npz` source)."""
+  examples = mnist_test_set(shared_data)
   path = tmp_path_factory.mktemp("data") / "mnist512.npz"
-  np.savez(path, images=images)
+  np.savez(path, images=examples.images, labels=examples.labels)
   return str(path)
+
+
+# class-conditional, projection D with spectral norm, DiffAugment, a linear learning-rate decay
+CONDITIONAL = {
+  "model.num_classes": 10,
+  "model.d_norm": "none",
+  "model.d_spectral_norm": True,
+  "augment.policy": "color,translation,cutout",
+  "optimizer.g.schedule": "linear",
+  "train.decay_steps": 6,  # the whole run's, also while its first half trains
+}
 
 
 def _config(kind, mnist_npz, **fields):
   if kind == "toy":
     return tiny_toy_config(**fields)
-  return tiny_dcgan_config(**{"data.source": "npz", "data.path": mnist_npz, **fields})
+  images = {"data.source": "npz", "data.path": mnist_npz}
+  return tiny_dcgan_config(**{**images, **(CONDITIONAL if kind == "conditional" else {}), **fields})
 
 
 def _metrics_text(workdir):
@@ -36,7 +47,7 @@ def _metrics_text(workdir):
     return f.read()
 
 
-@pytest.mark.parametrize("kind", ["toy", "dcgan"])
+@pytest.mark.parametrize("kind", ["toy", "dcgan", "conditional"])
 def test_resume_gives_the_uninterrupted_metrics_bit_for_bit(kind, mnist_npz, tmp_path):
   steps = 20 if kind == "toy" else 6
   whole, halves = str(tmp_path / "whole"), str(tmp_path / "halves")
@@ -46,6 +57,16 @@ def test_resume_gives_the_uninterrupted_metrics_bit_for_bit(kind, mnist_npz, tmp
   train.train_and_evaluate(_config(kind, mnist_npz, **{"train.num_steps": steps}), halves)
   assert _metrics_text(halves) == _metrics_text(whole)
   assert len(_metrics_text(whole).splitlines()) == steps // (2 if kind == "toy" else 1)
+  if kind == "conditional":
+    # the sample grid has one row per class (16 samples: 10 rows of 1)
+    grid = plt.imread(os.path.join(whole, "samples", f"step_{steps:07d}.png"))
+    assert grid.shape[:2] == (10 * 29 + 1, 29 + 1)
+    # and the conditional run is not resumed as an unconditional one
+    before = _metrics_text(whole)
+    with pytest.raises(UserError, match="model.num_classes: 10 there, 0 now"):
+      unconditional = {"train.num_steps": 8, "model.num_classes": 0}
+      train.train_and_evaluate(_config(kind, mnist_npz, **unconditional), whole)
+    assert _metrics_text(whole) == before
 
 
 def test_same_seed_same_curve_other_seed_other_curve(tmp_path):
@@ -137,3 +158,18 @@ def test_ring_training_covers_the_modes(tmp_path):
   raw = state.replace(ema_params=state.g_params, hparams={**state.hparams, "ema_decay": 0.0})
   raw_covered, raw_near = coverage(exp.sample(raw, z))
   assert covered >= raw_covered and near >= raw_near, (covered, near, raw_covered, raw_near)
+
+
+def test_a_run_from_before_a_config_field_existed_resumes(tmp_path):
+  """A field added to the config since a run started (absent from its config.json) is the same
+  experiment at its default value, and another one otherwise."""
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(tiny_toy_config(), str(workdir))
+  saved = json.loads((workdir / "config.json").read_text())
+  del saved["augment"], saved["model"]["g_spectral_norm"]
+  (workdir / "config.json").write_text(json.dumps(saved))
+  train.train_and_evaluate(tiny_toy_config(**{"train.num_steps": 22}), str(workdir))
+  with pytest.raises(UserError, match="model.g_spectral_norm: False there, True now"):
+    train.train_and_evaluate(
+      tiny_toy_config(**{"train.num_steps": 24, "model.g_spectral_norm": True}), str(workdir)
+    )

@@ -1,12 +1,12 @@
 """The data-parallel step: 1 device and 4 devices compute the same training run."""
 
 import ctypes
-import gzip
 import os
 import platform
 import re
 import resource
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,21 +16,22 @@ from gan_jax import config as config_lib
 from gan_jax import cpu, data, experiment, models, parallel
 from gan_jax.models import layers
 
-from conftest import run_python, tiny_dcgan_config, tiny_toy_config
+from conftest import mnist_test_set, run_python, tiny_dcgan_config, tiny_toy_config
 
 
 @pytest.fixture(scope="module")
 def mnist_test_images(shared_data):
-  with gzip.open(shared_data / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
-    return np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)[:512]
+  return mnist_test_set(shared_data)
 
 
-def run_steps(config, num_devices, images, num_steps=20):
+def run_steps(config, num_devices, examples, num_steps=20):
   """Loss curve of `num_steps` steps of the experiment's step on a mesh of `num_devices`, fed by
-  the input pipeline as training feeds it."""
+  the input pipeline as training feeds it (labelled `examples` when conditional)."""
   config = config_lib.validated(config)
   config.parallel.num_devices = num_devices
-  dataset = data.create(config, 0, config.train.batch_size, images)
+  if not config.model.num_classes:
+    examples = data.Examples(examples.images)
+  dataset = data.create(config, 0, config.train.batch_size, examples)
   config.data.shape = dataset.shape
   exp = experiment.build(config, parallel.make_mesh(num_devices))
   state, key = exp.init_state(), experiment.run_keys(config.seed)["train"]
@@ -54,6 +55,23 @@ CASES = {
       "optimizer.g.b1": 0.0,
     }
   ),
+  # class-conditional (ACGAN, conditional BN), spectral norm in G and D (its power-iteration
+  # state), DiffAugment's random ops, the critic scan over labels, a linear learning-rate decay
+  "conditional_sn_diffaugment": lambda: tiny_dcgan_config(
+    **{
+      "loss": "hinge",
+      "n_critic": 2,
+      "model.num_classes": 10,
+      "model.conditioning": "acgan",
+      "model.d_norm": "none",
+      "model.g_spectral_norm": True,
+      "model.d_spectral_norm": True,
+      "augment.policy": "color,translation,cutout",
+      "optimizer.g.schedule": "linear",
+      "optimizer.d.schedule": "linear",
+      "train.decay_steps": 40,
+    }
+  ),
   # weight clipping, RMSProp, R1, EMA, BatchNorm MLP on 2-D points
   "wgan_clip_r1_ema": lambda: tiny_toy_config(
     **{
@@ -74,13 +92,17 @@ def test_one_device_equals_four_devices(case, mnist_test_images):
   four, state_four = run_steps(CASES[case](), 4, mnist_test_images)
   for key in ("d_loss", "g_loss", "d_real", "d_fake"):
     np.testing.assert_allclose(four[key], one[key], rtol=2e-4, atol=2e-5, err_msg=key)
-  # the runs really trained (losses move), and G ended in the same place on 1 and 4 devices
+  # the runs really trained (losses move), and G ended in the same place on 1 and 4 devices, as
+  # did both networks' statistics (BatchNorm's, spectral norm's power-iteration vectors)
   assert np.all(np.isfinite(one["d_loss"])) and one["d_loss"].std() > 0
-  jax.tree.map(
-    lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4),
-    jax.device_get(state_one.g_params),
-    jax.device_get(state_four.g_params),
-  )
+  assert np.all(np.isfinite(one["g_grad_norm"])) and np.all(one["g_grad_norm"] > 0)
+  for part in ("g_params", "g_stats", "d_stats"):
+    chex.assert_trees_all_close(
+      jax.device_get(getattr(state_one, part)),
+      jax.device_get(getattr(state_four, part)),
+      rtol=2e-3,
+      atol=2e-4,
+    )
 
 
 def test_bfloat16_compute_tracks_float32(mnist_test_images):
@@ -220,3 +242,23 @@ def test_ema_weights_are_sampled_with_batchnorm_statistics_of_their_own():
     error(exp.sample(state, z)),
     error(stored),
   )
+
+
+def test_linear_schedule_scales_the_state_learning_rate_down_to_zero():
+  """Adam on a constant gradient moves each parameter by lr per update; a linear schedule over 4
+  updates scales those moves by 1, 3/4, 1/2, 1/4, and 0 after; the rate in the state is kept."""
+  config = config_lib.validated(
+    tiny_toy_config(
+      **{"optimizer.g.lr": 0.1, "optimizer.g.schedule": "linear", "train.decay_steps": 4}
+    )
+  )
+  config.data.shape = (2,)
+  tx = experiment.build(config, parallel.make_mesh(1)).gan.g_tx
+  params, grads = jnp.zeros(2), jnp.ones(2)
+  state = tx.init(params)
+  moves = []
+  for _ in range(5):
+    updates, state = tx.update(grads, state, params)
+    moves.append(float(-updates[0]))
+  np.testing.assert_allclose(moves, [0.1, 0.075, 0.05, 0.025, 0.0], rtol=1e-5, atol=1e-7)
+  assert float(state[0].hyperparams["learning_rate"]) == pytest.approx(0.1)

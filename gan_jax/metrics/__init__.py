@@ -1,6 +1,6 @@
 """Evaluation metrics: distances between feature sets and mode coverage."""
 
-from gan_jax.metrics.coverage import class_coverage, toy_mode_coverage
+from gan_jax.metrics.coverage import class_coverage, conditional_accuracy, toy_mode_coverage
 from gan_jax.metrics.distances import (
   FeatureStats,
   frechet_distance,
@@ -12,6 +12,7 @@ from gan_jax.metrics.distances import (
 __all__ = [
   "FeatureStats",
   "class_coverage",
+  "conditional_accuracy",
   "frechet_distance",
   "inception_score",
   "kernel_inception_distance",
