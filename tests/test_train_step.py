@@ -122,18 +122,23 @@ def test_bfloat16_compute_tracks_float32(mnist_test_images):
 def test_cpu_step_runs_standard_xla_convolutions_and_ynnpack_matmuls():
   """cpu.COMPILER_OPTIONS reach the compiled step: its convolutions are XLA's own
   (Eigen), while matmuls still go to YNNPACK (a renamed or ignored option would fail here). And
-  every convolution, the weight gradient inside a scan (the critic loop) included, has standard
-  dimension numbers: XLA:CPU runs any other form inside a loop body with a generic, ~10x slower
-  loop."""
+  every convolution inside a scan (the critic loop), the weight gradient and the input gradient of
+  a stride-1 3x3 conv (SNGAN's) included, has standard dimension numbers: XLA:CPU runs any other
+  form inside a loop body with a generic loop, 2-10x slower."""
   mesh = parallel.make_mesh(1)
-  x, w = np.ones((2, 8, 8, 32), np.float32), np.ones((4, 4, 32, 32), np.float32)  # YNNPACK-sized
+  x = np.ones((2, 8, 8, 32), np.float32)  # YNNPACK-sized
+  w = (np.ones((4, 4, 32, 32), np.float32), np.ones((3, 3, 32, 32), np.float32))
+
+  def forward(w, x):
+    return layers.conv(layers.conv(x, w[0], 2, 1), w[1], 1, 1)
 
   def step(w, x, key):  # the train step's (state, batch, key) -> (state, metrics)
     def update(w, _):
-      return w - 1e-3 * jax.grad(lambda w: jnp.sum(layers.conv(x[0], w, 2, 1) ** 2))(w), None
+      grads = jax.grad(lambda w: jnp.sum(forward(w, x[0]) ** 2))(w)
+      return jax.tree.map(lambda p, g: p - 1e-3 * g, w, grads), None
 
     w, _ = jax.lax.scan(update, w, None, length=2)
-    y = layers.conv(x[0], w, 2, 1)
+    y = forward(w, x[0])
     return w, y.reshape(2, -1) @ y.reshape(-1, 2)
 
   hlo = parallel.parallelize(step, mesh).lower(w, x[None], jax.random.key(0)).compile().as_text()

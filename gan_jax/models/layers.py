@@ -10,7 +10,10 @@ each the lax convolution, except grow of the strided layers:
   - with few channels on the big side (the 1- or 3-channel image layers): the kernel's transpose
     matmul, then col2im (the transpose of im2col patches), faster than the alternatives below;
   - otherwise, where the kernel is a multiple of the stride: one dense conv per output phase
-    (`_grow_by_phases`), faster than lax's input-dilated conv.
+    (`_grow_by_phases`), faster than lax's input-dilated conv. At stride 1 that is the one conv
+    with the flipped kernel, in the standard dimension numbers: lax's transpose swaps the kernel's
+    feature axes, which XLA:CPU runs with a generic, ~2x slower loop inside a loop body (the
+    critic scan).
 On CPU the train step is compiled with XLA's Eigen convolutions rather than YNNPACK's
 (`cpu.COMPILER_OPTIONS`), which run these shapes faster.
 A Conv runs shrink forward and grow + weight backward; a ConvTranspose grow forward and shrink +
@@ -61,8 +64,8 @@ def _shrink(big, w, stride, padding):
 
 def _has_phases(w, stride: int):
   """Whether `_grow` with this kernel splits into stride * stride dense convs
-  (`_grow_by_phases`)."""
-  return stride > 1 and w.shape[0] % stride == 0
+  (`_grow_by_phases`); at stride 1, the one conv with the flipped kernel."""
+  return w.shape[0] % stride == 0
 
 
 def _grow(small, w, stride, padding, big_hw):
