@@ -34,6 +34,7 @@ def real_reference(config, extractor: extractors.Extractor, split: str, cache_di
   fingerprint of the images themselves) and by the extractor's weights."""
   real_data = config.data.copy_and_resolve_references()
   real_data.split = split
+  real_data.subset = 0  # a data-efficient run (data.subset) is still compared with the whole split
   images = data.load_images(real_data)
   key = {
     "source": real_data.source,
