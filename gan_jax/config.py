@@ -63,6 +63,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.r1_gamma = 0.0  # R1 penalty on real data, gamma/2 * E||grad D(x)||^2; 0 = off
   c.ema_decay = 0.0  # EMA of G's weights, used for samples; 0 = off
   c.acgan_weight = 1.0  # weight of ACGAN's class cross-entropy (model.conditioning=acgan)
+  c.pac = 1  # PacGAN: D judges packs of this many samples (train.batch_size counts packs)
+  c.unroll_steps = 0  # Unrolled GAN: G's loss through this many differentiable D updates
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "dcgan"
@@ -103,7 +105,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.shape = ()  # filled in at start-up from the data: (H, W, C) or (2,)
 
   c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 64  # global batch, split over devices and hosts
+  c.train.batch_size = 64  # global batch (of packs when pac > 1), split over devices and hosts
   c.train.num_steps = 5000  # one step = n_critic D updates + one G update
   # Linear learning-rate schedules decay to 0 over this many steps; 0 = train.num_steps, fixed in
   # config.json when the run starts, so that a resumed run keeps its schedule.
@@ -193,6 +195,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise UserError(f"config.data.source={config.data.source} needs --config.data.path=PATH")
   for field in (
     "n_critic",
+    "pac",
     "train.batch_size",
     "log_every",
     "sample_every",
@@ -219,6 +222,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "train.decay_steps",
     "model.num_classes",
     "acgan_weight",
+    "unroll_steps",
   ):
     _positive(config, field, _get(config, field), allow_zero=True)
   for field in (
@@ -251,10 +255,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "config.model.num_classes > 0 needs labelled images and model dcgan or resnet "
         "(the 2-D toys and the MLP are unconditional)"
       )
+    if config.pac > 1:
+      raise UserError("config.pac > 1 packs unconditional samples; set config.model.num_classes=0")
     if config.model.name == "dcgan" and config.model.g_norm != "batch":
       raise UserError(
         "config.model.num_classes > 0 conditions G's BatchNorm; set --config.model.g_norm=batch"
       )
+  if config.unroll_steps and config.optimizer.d.name != "adam":
+    raise UserError(
+      "config.unroll_steps > 0 differentiates through D's optimiser, which needs "
+      "config.optimizer.d.name=adam (RMSProp's square root has no safe derivative at 0)"
+    )
   if config.augment.policy and config.data.source == "toy":
     raise UserError("config.augment.policy augments images; the 2-D toys have none")
 

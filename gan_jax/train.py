@@ -17,7 +17,7 @@ from gan_jax.train_step import TrainState
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Train `config` in `workdir`, resuming from its latest checkpoint; returns the final state."""
   config = config_lib.validated(config)
-  dataset = data.create(config, *parallel.host_share(config.train.batch_size))
+  dataset = data.create(config, *parallel.host_share(data.samples_per_batch(config)))
   config.data.shape = dataset.shape
   exp = experiment.build(config, parallel.make_mesh(config.parallel.num_devices))
   with run_dir.RunDirectory(exp, config, workdir) as run:

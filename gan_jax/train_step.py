@@ -62,6 +62,8 @@ class GAN:
   num_classes: int = 0  # > 0: class-conditional, batches are (examples, labels)
   acgan: bool = False  # D has an auxiliary classifier whose cross-entropy both losses add
   augment: tuple[str, ...] = ()  # DiffAugment ops on everything D sees
+  pac: int = 1  # PacGAN: D judges packs of this many samples; global_batch counts packs
+  unroll_steps: int = 0  # Unrolled GAN: G's loss through this many differentiable D updates
 
 
 def _optimizer_hparams(opt: ml_collections.ConfigDict) -> dict:
@@ -71,13 +73,17 @@ def _optimizer_hparams(opt: ml_collections.ConfigDict) -> dict:
   return dict(learning_rate=opt.lr, decay=opt.rms_decay)
 
 
-def _make_optimizer(opt: ml_collections.ConfigDict, updates: int) -> optax.GradientTransformation:
+def _make_optimizer(
+  opt: ml_collections.ConfigDict, updates: int, differentiable: bool = False
+) -> optax.GradientTransformation:
   """Adam or RMSProp (PyTorch's eps placement) with hyperparameters kept as arrays in the state,
   and the learning rate scaled by `opt.schedule` over `updates` updates: "linear" decays it to 0
   (as mimicry's SNGAN). The schedule multiplies the state's rate, so a sweep over lr still shares
-  one program."""
+  one program. A `differentiable` Adam (differentiated through, by Unrolled GAN) keeps a tiny
+  eps_root under its square root: sqrt's derivative at a parameter's zero second moment is inf."""
   if opt.name == "adam":
-    tx = optax.inject_hyperparams(optax.adam)(**_optimizer_hparams(opt))
+    safe_root = dict(eps_root=1e-16) if differentiable else {}  # else the state of older runs
+    tx = optax.inject_hyperparams(optax.adam)(**_optimizer_hparams(opt), **safe_root)
   else:
     tx = optax.inject_hyperparams(optax.rmsprop)(
       **_optimizer_hparams(opt), eps=1e-8, eps_in_sqrt=False
@@ -128,7 +134,9 @@ def make_gan(config: ml_collections.ConfigDict, generator, discriminator) -> GAN
     generator=generator,
     discriminator=discriminator,
     g_tx=_make_optimizer(config.optimizer.g, decay_steps),
-    d_tx=_make_optimizer(config.optimizer.d, decay_steps * config.n_critic),
+    d_tx=_make_optimizer(
+      config.optimizer.d, decay_steps * config.n_critic, differentiable=config.unroll_steps > 0
+    ),
     loss=config.loss,
     nz=config.model.nz,
     global_batch=config.train.batch_size,
@@ -139,6 +147,8 @@ def make_gan(config: ml_collections.ConfigDict, generator, discriminator) -> GAN
     num_classes=config.model.num_classes,
     acgan=config.model.num_classes > 0 and config.model.conditioning == "acgan",
     augment=config_lib.augment_ops(config.augment.policy),
+    pac=config.pac,
+    unroll_steps=config.unroll_steps,
   )
 
 
@@ -148,7 +158,8 @@ def init_state(gan: GAN, key: jax.Array, data_shape: tuple[int, ...], hparams: d
   g_key, d_key = jax.random.split(key)
   labels = jnp.zeros((1,), jnp.int32) if gan.num_classes else None
   g_vars = gan.generator.init(g_key, jnp.zeros((1, gan.nz)), train=False, labels=labels)
-  d_vars = gan.discriminator.init(d_key, jnp.zeros((1, *data_shape)), train=False, labels=labels)
+  packed = jnp.zeros((gan.pac, *data_shape))
+  d_vars = gan.discriminator.init(d_key, pack(packed, gan.pac), train=False, labels=labels)
   g_params, g_stats = g_vars["params"], {k: v for k, v in g_vars.items() if k != "params"}
   d_params, d_stats = d_vars["params"], {k: v for k, v in d_vars.items() if k != "params"}
   return TrainState(
@@ -193,8 +204,18 @@ def _apply(module, params, stats, x, labels=None):
   return out, dict(new_stats)
 
 
-def _augmented(gan: GAN, x, numbers):
-  return augment.apply(gan.augment, x, numbers) if gan.augment else x
+def pack(x, pac: int):
+  """PacGAN's D input: each run of `pac` consecutive samples concatenated along the last axis
+  (the features of vectors, the channels of images), as the authors' code concatenates them."""
+  if pac == 1:
+    return x
+  packs = x.reshape(x.shape[0] // pac, pac, *x.shape[1:])
+  return jnp.moveaxis(packs, 1, -2).reshape(*packs.shape[:1], *x.shape[1:-1], -1)
+
+
+def _d_input(gan: GAN, x, numbers):
+  """What D sees of samples `x`: augmented by DiffAugment's `numbers`, then packed."""
+  return pack(augment.apply(gan.augment, x, numbers) if gan.augment else x, gan.pac)
 
 
 def _class_loss(class_logits, labels):
@@ -205,8 +226,8 @@ def _critic_update(gan: GAN, state: TrainState, real, real_labels, fake, draws, 
   """One D update on a real and a (fixed) generated batch."""
 
   def loss_fn(d_params):
-    real_x = _augmented(gan, real, draws.get("aug_real"))
-    fake_x = _augmented(gan, fake, draws.get("aug_fake"))
+    real_x = _d_input(gan, real, draws.get("aug_real"))
+    fake_x = _d_input(gan, fake, draws.get("aug_fake"))
     real_out, stats = _apply(gan.discriminator, d_params, state.d_stats, real_x, real_labels)
     fake_out, stats = _apply(gan.discriminator, d_params, stats, fake_x, draws.get("labels"))
     terms = {}
@@ -245,19 +266,26 @@ def _critic_update(gan: GAN, state: TrainState, real, real_labels, fake, draws, 
   return state, metrics
 
 
-def _generator_update(gan: GAN, state: TrainState, fake, g_vjp, draws):
+def generator_loss(gan: GAN, state: TrainState, fake, draws, critic_inputs):
+  """G's loss on its samples `fake` (and the ACGAN terms). With gan.unroll_steps = k > 0 (Metz et
+  al. 2017), D is first taken k updates further on `critic_inputs` = (real, real labels, gp_eps)
+  and `fake`, its optimiser's rule included; the loss, through that D, reaches G also through
+  those updates."""
+  for _ in range(gan.unroll_steps):
+    state, _ = _critic_update(gan, state, *critic_inputs[:2], fake, draws, critic_inputs[2])
+  x = _d_input(gan, fake, draws.get("aug_fake"))
+  fake_out, _ = _apply(gan.discriminator, state.d_params, state.d_stats, x, draws.get("labels"))
+  if not gan.acgan:
+    return losses.generator_loss(gan.loss, fake_out), {}
+  fake_out, fake_classes = fake_out
+  terms = dict(g_class=_class_loss(fake_classes, draws["labels"]))
+  g_loss = losses.generator_loss(gan.loss, fake_out)
+  return g_loss + state.hparams["acgan_weight"] * terms["g_class"], terms
+
+
+def _generator_update(gan: GAN, state: TrainState, fake, g_vjp, draws, critic_inputs):
   """One G update through D (already updated), backpropagated into G by `g_vjp` of `fake`."""
-
-  def loss_of_fake(fake):
-    x = _augmented(gan, fake, draws.get("aug_fake"))
-    fake_out, _ = _apply(gan.discriminator, state.d_params, state.d_stats, x, draws.get("labels"))
-    if not gan.acgan:
-      return losses.generator_loss(gan.loss, fake_out), {}
-    fake_out, fake_classes = fake_out
-    terms = dict(g_class=_class_loss(fake_classes, draws["labels"]))
-    g_loss = losses.generator_loss(gan.loss, fake_out)
-    return g_loss + state.hparams["acgan_weight"] * terms["g_class"], terms
-
+  loss_of_fake = lambda fake: generator_loss(gan, state, fake, draws, critic_inputs)
   (g_loss, terms), loss_grad_fake = jax.value_and_grad(loss_of_fake, has_aux=True)(fake)
   (grads,) = g_vjp(loss_grad_fake)
   grads = lax.pmean(grads, DATA_AXIS)
@@ -272,8 +300,8 @@ def _generator_update(gan: GAN, state: TrainState, fake, g_vjp, draws):
 def train_step(gan: GAN, state: TrainState, batch, key):
   """n_critic D updates, then one G update.
 
-  batch: this device's (n_critic, batch / devices, ...) slice of the global batch (with the labels
-  of a conditional GAN beside it). key: the run's root key; the step's randomness is
+  batch: this device's (n_critic, batch * pac / devices, ...) slice of the global batch (with the
+  labels of a conditional GAN beside it). key: the run's root key; the step's randomness is
   fold_in(key, step). Noise is drawn for the whole global batch and sliced per device, so 1 device
   and N devices see the same numbers.
   """
@@ -281,13 +309,15 @@ def train_step(gan: GAN, state: TrainState, batch, key):
   real = to_model_range(examples)
   image_size = real.shape[2:4]
   noise_key, eps_key = jax.random.split(jax.random.fold_in(key, state.step))
-  draws = _draw(gan, noise_key, (gan.n_critic, gan.global_batch), image_size)
+  samples = gan.global_batch * gan.pac
+  draws = _draw(gan, noise_key, (gan.n_critic, samples), image_size)
   gp_eps = _local_slice(jax.random.uniform(eps_key, (gan.n_critic, gan.global_batch)), 1)
   generate = lambda p, stats, d: _apply(gan.generator, p, stats, d["z"], d.get("labels"))
 
   if gan.n_critic == 1:
     # The D and the G update share one generated batch, as pytorch/examples dcgan.
     draws = jax.tree.map(lambda x: x[0], draws)
+    last = 0
     fake, g_vjp, g_stats = jax.vjp(
       lambda p: generate(p, state.g_stats, draws), state.g_params, has_aux=True
     )
@@ -311,9 +341,12 @@ def train_step(gan: GAN, state: TrainState, batch, key):
 
     state, d_metrics = lax.scan(critic_update, state, (real, labels, draws, gp_eps))
     d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
-    draws = _draw(gan, jax.random.fold_in(noise_key, 1), (gan.global_batch,), image_size)
+    last = -1
+    draws = _draw(gan, jax.random.fold_in(noise_key, 1), (samples,), image_size)
     fake, g_vjp = jax.vjp(lambda p: generate(p, state.g_stats, draws)[0], state.g_params)
-  state, g_metrics = _generator_update(gan, state, fake, g_vjp, draws)
+  # An unrolled G's loss looks ahead from D's last update, on that update's real batch.
+  critic_inputs = (real[last], None if labels is None else labels[last], gp_eps[last])
+  state, g_metrics = _generator_update(gan, state, fake, g_vjp, draws, critic_inputs)
   metrics = lax.pmean({**d_metrics, **g_metrics}, DATA_AXIS)
   return state.replace(step=state.step + 1), metrics
 

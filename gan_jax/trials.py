@@ -143,7 +143,7 @@ def train_trials(configs, workdirs, names) -> TrainState:
   configs = [config_lib.validated(c) for c in configs]
   first = configs[0]
   mesh = parallel.make_trial_mesh(len(configs), first.parallel.num_devices)
-  host_share = parallel.host_share(first.train.batch_size)
+  host_share = parallel.host_share(data.samples_per_batch(first))
   examples = None if first.data.source == "toy" else data.load_for(first)
   datasets = [data.create(c, *host_share, examples) for c in configs]
   for c in configs:

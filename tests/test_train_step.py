@@ -15,6 +15,7 @@ import pytest
 from gan_jax import config as config_lib
 from gan_jax import cpu, data, experiment, models, parallel
 from gan_jax.models import layers
+from gan_jax.train_step import DATA_AXIS, generator_loss, pack
 
 from conftest import mnist_test_set, run_python, tiny_dcgan_config, tiny_toy_config
 
@@ -29,9 +30,9 @@ def run_steps(config, num_devices, examples, num_steps=20):
   the input pipeline as training feeds it (labelled `examples` when conditional)."""
   config = config_lib.validated(config)
   config.parallel.num_devices = num_devices
-  if not config.model.num_classes:
+  if examples is not None and not config.model.num_classes:
     examples = data.Examples(examples.images)
-  dataset = data.create(config, 0, config.train.batch_size, examples)
+  dataset = data.create(config, 0, data.samples_per_batch(config), examples)
   config.data.shape = dataset.shape
   exp = experiment.build(config, parallel.make_mesh(num_devices))
   state, key = exp.init_state(), experiment.run_keys(config.seed)["train"]
@@ -72,6 +73,10 @@ CASES = {
       "train.decay_steps": 40,
     }
   ),
+  # PacGAN's packs of 3 (the data's examples and G's samples), G's loss through 2 unrolled D
+  # updates (Unrolled GAN). G without BatchNorm: the gradient of a bias that BatchNorm cancels is
+  # rounding noise, which Adam scales up to lr-sized steps that differ between 1 and 4 devices.
+  "pacgan_unrolled": lambda: tiny_toy_config(pac=3, unroll_steps=2, **{"model.g_norm": "none"}),
   # weight clipping, RMSProp, R1, EMA, BatchNorm MLP on 2-D points
   "wgan_clip_r1_ema": lambda: tiny_toy_config(
     **{
@@ -267,3 +272,64 @@ def test_linear_schedule_scales_the_state_learning_rate_down_to_zero():
     moves.append(float(-updates[0]))
   np.testing.assert_allclose(moves, [0.1, 0.075, 0.05, 0.025, 0.0], rtol=1e-5, atol=1e-7)
   assert float(state[0].hyperparams["learning_rate"]) == pytest.approx(0.1)
+
+
+def test_packs_concatenate_consecutive_samples_along_features_and_channels():
+  vectors = np.arange(12.0).reshape(6, 2)
+  np.testing.assert_array_equal(pack(vectors, 3), [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]])
+  images = np.random.default_rng(0).random((4, 5, 5, 3)).astype(np.float32)
+  packed = pack(images, 2)
+  assert packed.shape == (2, 5, 5, 6)
+  np.testing.assert_array_equal(packed[1], np.concatenate([images[2], images[3]], axis=-1))
+  assert pack(images, 1) is images
+
+
+@pytest.mark.parametrize("pac", [1, 4])
+def test_packed_d_sees_pac_times_the_features_and_the_data_pac_times_the_examples(pac):
+  config = config_lib.validated(tiny_toy_config(pac=pac))
+  dataset = data.create(config, 0, data.samples_per_batch(config))
+  assert dataset.batch(0).shape == (1, 32 * pac, 2)
+  config.data.shape = dataset.shape
+  state = experiment.build(config, parallel.make_mesh(1)).init_state()
+  assert state.d_params["Dense_0"]["kernel"].shape[0] == 2 * pac
+
+
+def _generator_loss_of_fake(unroll_steps: int):
+  """G's loss as a function of its samples, for a tiny LeakyReLU MLP D after 10 steps (so that
+  Adam's moments are no longer its first step's sign(g)), on one device."""
+  config = tiny_toy_config(
+    unroll_steps=unroll_steps, **{"model.d_maxout": 0, "optimizer.d.lr": 1e-3}
+  )
+  _, state = run_steps(config, 1, None, num_steps=10)
+  gan = experiment.build(state_config(config), parallel.make_mesh(1)).gan
+  rng = np.random.default_rng(0)
+  real = jnp.asarray(rng.normal(size=(32, 2)), jnp.float32)
+  inputs = (real, None, jnp.full((32,), 0.5))
+
+  def loss(fake):
+    per_device = lambda f: generator_loss(gan, state, f, {}, inputs)[0]
+    return jax.vmap(per_device, axis_name=DATA_AXIS)(fake[None])[0]
+
+  return loss, jnp.asarray(rng.normal(size=(32, 2)), jnp.float32)
+
+
+def state_config(config):
+  config = config_lib.validated(config)
+  config.data.shape = (2,)
+  return config
+
+
+def test_unrolled_generator_gradient_matches_finite_differences():
+  """Metz et al.: G's gradient flows through the k D updates (Adam's rule included). The autodiff
+  gradient equals central differences of the loss itself, and differs from the gradient that
+  holds D fixed."""
+  loss, fake = _generator_loss_of_fake(unroll_steps=3)
+  grad = jax.grad(loss)(fake)
+  direction = np.random.default_rng(1).normal(size=fake.shape).astype(np.float32)
+  direction /= np.linalg.norm(direction)
+  h = 3e-3
+  finite = (loss(fake + h * direction) - loss(fake - h * direction)) / (2 * h)
+  np.testing.assert_allclose(float(jnp.vdot(grad, direction)), float(finite), rtol=1e-2)
+  plain_loss, _ = _generator_loss_of_fake(unroll_steps=0)
+  plain = float(jnp.vdot(jax.grad(plain_loss)(fake), direction))
+  assert abs(plain - float(finite)) > 0.5 * abs(finite)

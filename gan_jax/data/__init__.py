@@ -106,6 +106,11 @@ def from_toy(
   return Dataset((2,), batch)
 
 
+def samples_per_batch(config: ml_collections.ConfigDict) -> int:
+  """Real examples in each of a step's D batches: train.batch_size packs of `pac` (PacGAN)."""
+  return config.train.batch_size * config.pac
+
+
 def create(
   config: ml_collections.ConfigDict,
   host_start: int,
@@ -113,7 +118,7 @@ def create(
   examples: Examples | np.ndarray | None = None,
 ) -> Dataset:
   """The config's dataset; `examples` (from load_for) saves loading them again."""
-  args = (config.seed, config.n_critic, config.train.batch_size, host_start, host_size)
+  args = (config.seed, config.n_critic, samples_per_batch(config), host_start, host_size)
   if config.data.source == "toy":
     return from_toy(config.data.name, *args)
   return from_array(load_for(config) if examples is None else examples, *args)
