@@ -16,8 +16,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) -m gan_jax.main --config=experiments/toy_ring.py --workdir=runs/demo
-	@echo "pictures: runs/demo/samples/ (one per 500 steps), runs/demo/curves.png"
+	$(PY) -m gan_jax.main --config=experiments/demo_ring.py --workdir=runs/demo
+	@echo "pictures: runs/demo/samples/ (one per 1000 steps), runs/demo/curves.png"
 
 lint: install
 	$(VENV)/bin/ruff format --check .
@@ -32,6 +32,8 @@ $(VENV)/.bench: $(VENV)/.installed
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/train_speed.py --experiments=toy_ring,toy_ring+pac=4,toy_ring+unroll_steps=5 \
+	    --json=benchmarks/train_speed_mode_collapse.json
 	$(PY) benchmarks/sweep_throughput.py --trials=8 --experiment=toy_ring
 	$(PY) benchmarks/sweep_throughput.py --trials=8 --experiment=dcgan --steps=10 --repeats=3 \
 	    --json=benchmarks/sweep_throughput_dcgan.json

@@ -4,7 +4,8 @@
                                    [--seconds=3] [--json=benchmarks/train_speed.json]
 
 NAME@N runs experiments/NAME.py with --config.parallel.cpu_devices=N (the host's cores split into N
-XLA devices, the batch split over them).
+XLA devices, the batch split over them); NAME+FIELD=VALUE sets a config field, e.g.
+toy_ring+unroll_steps=5 or toy_ring+pac=4 (the cost of Unrolled GAN's and PacGAN's steps).
 
 Each experiment runs in its own process (so peak memory is its own): the real train step of its
 config, fed by the real input pipeline (`data.from_array` + `data.prefetch` over in-memory uint8
@@ -21,6 +22,7 @@ block's rate.
 """
 
 import argparse
+import ast
 import functools
 import importlib.util
 import json
@@ -118,17 +120,25 @@ def step_flops(exp, state, batch, key) -> float:
 
 
 def worker(setting, repeats, seconds):
-  """Measure one experiment (NAME or NAME@CPU_DEVICES); returns its row as a dict."""
+  """Measure one experiment (NAME[+FIELD=VALUE...][@CPU_DEVICES]); returns its row as a dict."""
   from gan_jax import cpu, data, experiment, parallel
 
   name, _, cpu_devices = setting.partition("@")
+  name, *overrides = name.split("+")
   config = _config(name)
+  for override in overrides:
+    field, _, value = override.partition("=")
+    *parents, leaf = field.split(".")
+    node = config
+    for parent in parents:
+      node = node[parent]
+    node[leaf] = ast.literal_eval(value)
   config.parallel.cpu_devices = int(cpu_devices or 0)
   cpu.configure(config.parallel.cpu_devices, config.parallel.cpu_async_dispatch)
   import jax
   import numpy as np
 
-  shape, batch = tuple(config.data.shape), config.train.batch_size
+  shape, batch = tuple(config.data.shape), data.samples_per_batch(config)
   exp = experiment.build(config, parallel.make_mesh(config.parallel.num_devices))
   state, key = exp.init_state(), experiment.run_keys(config.seed)["train"]
   if config.data.source == "toy":

@@ -1,4 +1,5 @@
-"""8 Gaussians on the unit circle (sigma 0.01), the PacGAN/VEEGAN 2-D mode-coverage benchmark."""
+"""8 Gaussians on the unit circle (sigma 0.01), the PacGAN/VEEGAN 2-D mode-coverage benchmark, with
+the PacGAN protocol (gan_jax.config.toy_config)."""
 
 from gan_jax.config import toy_config
 

@@ -14,7 +14,7 @@ SCHEDULES = ("constant", "linear")
 NORMS = ("batch", "layer", "none")
 DTYPES = ("float32", "bfloat16")
 OPTIMIZERS = ("adam", "rmsprop")
-SOURCES = ("tfds", "npz", "folder", "toy")
+SOURCES = ("tfds", "npz", "folder", "toy", "stacked_mnist")
 TOY_DATASETS = ("ring8", "grid25")
 AUGMENT_OPS = ("color", "translation", "cutout")  # DiffAugment's (gan_jax.augment)
 
@@ -77,6 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.d_hidden = (256, 256)  # mlp only
   c.model.d_maxout = 0  # mlp only: maxout pieces per D unit (Goodfellow et al.); 0 = LeakyReLU
   c.model.g_output = "tanh"  # "linear" for unbounded data (2-D toys)
+  c.model.init_std = 0.0  # mlp only: weights N(0, init_std), biases 0; 0 = Flax's defaults
   c.model.dtype = (
     "float32"  # compute dtype of G and D; "bfloat16" on accelerators (params stay f32)
   )
@@ -94,7 +95,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "tfds"
-  c.data.name = "mnist"  # tfds name, or ring8/grid25 for source=toy
+  c.data.name = "mnist"  # tfds name (the digits of stacked_mnist), or ring8/grid25 for toy
   c.data.split = "train"
   c.data.path = ""  # .npz file (source=npz) or folder of PNGs (source=folder)
   c.data.manual_dir = ""  # folder with the dataset's original files, for offline tfds
@@ -102,6 +103,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.download = False  # let tfds fetch a dataset that is neither prepared nor in manual_dir
   c.data.image_size = 0  # resize images to this square size; 0 = keep
   c.data.subset = 0  # train on the first this many examples; 0 = all
+  # source=stacked_mnist: this many 3-channel images of data.split's digits, drawn from this seed
+  c.data.stacked_examples = 128000  # PacGAN's training set
+  c.data.stacked_seed = 0
   c.data.shape = ()  # filled in at start-up from the data: (H, W, C) or (2,)
 
   c.train = ml_collections.ConfigDict()
@@ -116,7 +120,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 1000
   c.keep_checkpoints = 3
   c.num_samples = 64  # size of the fixed-noise sample grid
-  c.eval_every = 0  # evaluate (gan_jax.evaluate's metrics) every this many steps; 0 = off
+  c.eval_every = 0  # evaluate (gan_jax.evaluate's metrics) every this many steps and at the end
   c.eval_samples = 0  # generated samples per evaluation; 0 = 2500 for 2-D toys, else 10000
   c.eval_classifier = ""  # gan_jax.classifier directory, needed for image metrics
 
@@ -133,8 +137,10 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def toy_config(dataset: str) -> ml_collections.ConfigDict:
-  """The PacGAN 2-D benchmark set-up: MLP G (4x400, BatchNorm, nz=2) and maxout D (3x200,
-  5 pieces), Adam(1e-4, 0.5), batch 100."""
+  """The PacGAN 2-D protocol, as the authors' code (fjxmlzn/PacGAN, synthetic_data_experiments)
+  sets it: MLP G (4x400, BatchNorm, ReLU, nz=2) and maxout D (3x200, 5 pieces), weights
+  N(0, 0.02), non-saturating loss, Adam(1e-4, beta1 0.8), batch 100, 400 epochs of 100,000
+  samples (1,000 steps each), 2,500 samples evaluated at the end."""
   c = base_config()
   c.data.source = "toy"
   c.data.name = dataset
@@ -146,11 +152,15 @@ def toy_config(dataset: str) -> ml_collections.ConfigDict:
   c.model.d_hidden = (200, 200, 200)
   c.model.d_maxout = 5
   c.model.d_norm = "none"
-  c.optimizer.g.lr = c.optimizer.d.lr = 1e-4
+  c.model.init_std = 0.02
+  for net in "gd":
+    c.optimizer[net].lr, c.optimizer[net].b1 = 1e-4, 0.8
   c.train.batch_size = 100
-  c.train.num_steps = 3000
-  c.sample_every = 500
-  c.checkpoint_every = 1000
+  c.train.num_steps = 400_000
+  c.log_every = 1000
+  c.sample_every = 20_000
+  c.checkpoint_every = 10_000
+  c.eval_every = 50_000  # and at the end (the protocol's numbers)
   c.num_samples = 2500  # the PacGAN protocol's sample count
   c.parallel.cpu_async_dispatch = True  # ~15 ms steps: overlapping Python's work pays
   return c
@@ -203,6 +213,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "keep_checkpoints",
     "num_samples",
     "model.nz",
+    "data.stacked_examples",
     "model.ngf",
     "model.ndf",
   ):
@@ -216,6 +227,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "parallel.num_devices",
     "parallel.cpu_devices",
     "model.d_maxout",
+    "model.init_std",
     "eval_every",
     "eval_samples",
     "data.subset",
@@ -250,10 +262,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
 
   if config.model.num_classes:
-    if config.model.name == "mlp" or config.data.source == "toy":
+    if config.model.name == "mlp" or config.data.source in ("toy", "stacked_mnist"):
       raise UserError(
         "config.model.num_classes > 0 needs labelled images and model dcgan or resnet "
-        "(the 2-D toys and the MLP are unconditional)"
+        "(the 2-D toys, Stacked MNIST and the MLP are unconditional)"
       )
     if config.pac > 1:
       raise UserError("config.pac > 1 packs unconditional samples; set config.model.num_classes=0")

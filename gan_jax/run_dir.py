@@ -265,5 +265,7 @@ class RunDirectory:
       samples, self.config, self.config.eval_classifier, labels=labels
     )
     scalars = {f"eval/{k}": float(v) for k, v in result.items() if evaluation.is_scalar(v)}
+    shown = ", ".join(f"{k[5:]} {v:.4g}" for k, v in scalars.items())
+    print(f"{self.prefix}step {step} | eval: {shown}", flush=True)
     self.log.write({"step": step, **scalars})
     self.writer.write_scalars(step, scalars)

@@ -2,7 +2,9 @@
 
 Runs every trial of the experiment's `get_sweep(hyper)`, each in WORKDIR/trial_NNN with the run
 directory contract of gan_jax.main (gan_jax.trials says which trials share a program). Finished
-trials are skipped and interrupted ones resume. WORKDIR/sweep.csv and sweep.png summarise the sweep.
+trials are skipped and interrupted ones resume. WORKDIR/sweep.csv and sweep.png summarise the sweep;
+an experiment that reproduces a published table (`get_table()`, gan_jax.tables) also gets
+WORKDIR/table.md, its rows beside the paper's numbers.
 """
 
 from absl import app, flags, logging
@@ -28,11 +30,12 @@ _MAX_STACK = flags.DEFINE_integer("max_stack", 16, "at most this many trials in 
 def main(argv: list[str]) -> None:
   base = load_config(argv, _CONFIG, _WORKDIR)
   logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
-  from gan_jax import cpu, train, trials  # after flag parsing: imports JAX
+  from gan_jax import cpu, tables, train, trials  # after flag parsing: imports JAX
 
+  config_file = config_flags.get_config_filename(flags.FLAGS["config"])
   try:
     cpu.configure(base.parallel.cpu_devices, base.parallel.cpu_async_dispatch)
-    sweep = trials.load_trials(config_flags.get_config_filename(flags.FLAGS["config"]))
+    sweep = trials.load_trials(config_file)
     vectorize = {"auto": None, "true": True, "false": False}[_VECTORIZE.value]
     rows = trials.run_sweep(base, sweep, _WORKDIR.value, vectorize, _MAX_STACK.value)
   except UserError as e:
@@ -40,6 +43,10 @@ def main(argv: list[str]) -> None:
   except train.Stopped as e:
     stopped(e)
   print(f"{len(rows)} trials: {_WORKDIR.value}/sweep.csv, {_WORKDIR.value}/sweep.png")
+  table = tables.load(config_file)
+  if table:
+    print(tables.write(table, _WORKDIR.value, [row["trial"] for row in rows], sweep))
+    print(f"{_WORKDIR.value}/table.md")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def loop(
         run.save_checkpoint(step, state)
       if step % config.sample_every == 0 or step == num_steps:
         run.save_samples(step, state)
-      if config.eval_every and step % config.eval_every == 0:
+      if config.eval_every and (step % config.eval_every == 0 or step == num_steps):
         run.evaluate(step, state)
   run.flush()
   return state

@@ -229,7 +229,9 @@ def summarize(workdir: str, names: list[str], trials: list[dict], timing: dict) 
   for name, overrides in zip(names, trials):
     records = reporting.read_metrics(os.path.join(workdir, name, "metrics.jsonl"))
     curves[name] = records
-    last = records[-1] if records else {}
+    last = {}  # each metric's latest value: the losses' and the evaluation's records differ
+    for record in records:
+      last.update(record)
     steps = run_dir.read_config(os.path.join(workdir, name)).train.num_steps
     t = timing.get(name, {})
     rows.append(

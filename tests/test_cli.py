@@ -27,12 +27,20 @@ def _user_lines(stderr):
     (["--config.model.name=biggan"], "config.model.name='biggan' is not one of"),
     (["--config.augment.policy=color,flip"], "unknown op 'flip'"),
     (["--config.model.num_classes=10"], "num_classes > 0 needs labelled images"),
-    (["--config.data.source=tfds", "--config.data.name=mnist"], "manual_dir=FOLDER"),
-    (["--config.data.source=npz", "--config.data.path=/no/such.npz"], "no such file"),
+    (
+      ["--config.data.source=tfds", "--config.data.name=mnist", "--config.eval_every=0"],
+      "manual_dir=FOLDER",
+    ),
+    (
+      ["--config.data.source=npz", "--config.data.path=/no/such.npz", "--config.eval_every=0"],
+      "no such file",
+    ),
     (["--config.optimizer.d.lr=-1e-4"], "config.optimizer.d.lr=-0.0001 must be > 0"),
     (["--config.optimizer.g.b1=1.0"], "config.optimizer.g.b1=1.0 must be in [0, 1)"),
     (["--config.loss=wgan_gp", "--config.model.d_norm=batch"], "a BatchNorm critic mixes"),
     (["--config.r1_gamma=1.0", "--config.model.d_norm=batch"], "a BatchNorm critic mixes"),
+    (["--config.pac=0"], "config.pac=0 must be > 0"),
+    (["--config.unroll_steps=3", "--config.optimizer.d.name=rmsprop"], "optimizer.d.name=adam"),
   ],
 )
 def test_user_errors_are_one_line(args, message, tmp_path):

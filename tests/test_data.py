@@ -6,7 +6,7 @@ from PIL import Image
 
 from gan_jax import UserError, data
 from gan_jax.config import base_config
-from gan_jax.data import sources, toy
+from gan_jax.data import sources, stacked_mnist, toy
 
 
 def test_batches_are_a_function_of_the_step_and_cover_each_epoch_once():
@@ -163,3 +163,25 @@ def test_labelled_batches_and_the_checks_of_a_conditional_dataset(tmp_path):
   config.model.num_classes = 3
   with pytest.raises(UserError, match="the data has label 3, config.model.num_classes=3"):
     data.load_for(config)
+
+
+def test_stacked_mnist_stacks_three_digits_drawn_from_the_seed(shared_data, tmp_path):
+  """Each channel is one of the pool's digits, drawn from data.stacked_seed alone; the source
+  builds it from tfds MNIST through load_examples."""
+  pool = np.arange(50, dtype=np.uint8)[:, None, None, None] * np.ones((1, 28, 28, 1), np.uint8)
+  images = stacked_mnist.stack(pool, 2000, seed=3)
+  assert images.shape == (2000, 28, 28, 3) and images.dtype == np.uint8
+  picks = images[:, 0, 0, :]  # the pool index of each channel's digit
+  assert np.all(images == picks[:, None, None, :])
+  assert (
+    len(np.unique(picks)) == 50 and abs(np.mean(picks == picks[:, :1]) - (1 + 2 / 50) / 3) < 0.02
+  )
+  np.testing.assert_array_equal(stacked_mnist.stack(pool, 2000, seed=3), images)
+  assert not np.array_equal(stacked_mnist.stack(pool, 2000, seed=4), images)
+
+  config = base_config().data
+  config.source, config.split, config.stacked_examples = "stacked_mnist", "test", 300
+  config.data_dir, config.manual_dir = str(tmp_path), str(shared_data / "mnist")
+  examples = data.load_examples(config)
+  digits = sources.load_tfds("mnist", "test", str(tmp_path))
+  np.testing.assert_array_equal(examples.images, stacked_mnist.stack(digits, 300, seed=0))

@@ -124,3 +124,24 @@ def test_cached_real_statistics_belong_to_the_data_they_were_computed_on(tmp_pat
     config = tiny_dcgan_config(**{"data.source": "npz", "data.path": str(path)})
     means.append(evaluation.real_reference(config, extractor, "test", str(tmp_path))["mean"])
   np.testing.assert_allclose(means, [[10.0] * 4, [200.0] * 4])
+
+
+def test_stacked_mnist_modes_are_read_channel_by_channel(small_classifier, mnist_test):
+  """Samples stacked from digits the classifier reads right, in known triples: the evaluation
+  finds exactly those modes, and each channel's digit (R, G, B order) decides the mode."""
+  images, labels = mnist_test
+  extractor = classifier.load(small_classifier[0])
+  _, logits = extractor.features_of(images[8000:8600])
+  right = 8000 + np.flatnonzero(logits.argmax(1) == labels[8000:8600])
+  by_digit = {d: right[labels[right] == d] for d in range(10)}
+  modes = [(1, 2, 3), (3, 2, 1), (7, 7, 7), (0, 5, 9)]
+  samples = np.stack(
+    [
+      np.concatenate([images[by_digit[d][k % len(by_digit[d])]] for d in mode], axis=-1)
+      for k in range(5)
+      for mode in modes
+    ]
+  )
+  result = evaluation.stacked_mode_coverage(samples, extractor)
+  assert result["modes"] == 4 and result["how"]["num_fake"] == 20
+  assert result["mode_kl_to_uniform"] == pytest.approx(np.log(1000 / 4), rel=1e-6)

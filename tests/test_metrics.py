@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gan_jax import metrics
-from gan_jax.data import toy
+from gan_jax.data import stacked_mnist, toy
 
 RNG = np.random.default_rng(0)
 
@@ -131,3 +131,13 @@ def test_frechet_distance_uses_no_deprecated_scipy_call():
     warnings.simplefilter("error", DeprecationWarning)
     value = metrics.frechet_distance(a.mean(0), np.cov(a.T), b.mean(0), np.cov(b.T))
   assert value > 0
+
+
+def test_stacked_mnist_modes_and_kl_of_hand_built_digit_triples():
+  triples = np.array([[0, 0, 0], [0, 0, 0], [0, 0, 7], [9, 9, 9], [1, 2, 3], [3, 2, 1]])
+  result = stacked_mnist.mode_coverage(triples)
+  assert result["modes"] == 5 and result["num_modes"] == 1000
+  p = np.array([2, 1, 1, 1, 1]) / 6  # modes 0, 7, 999, 123, 321
+  assert result["mode_kl_to_uniform"] == pytest.approx(np.sum(p * np.log(p / (1 / 1000))))
+  every_mode = np.stack(np.unravel_index(np.arange(1000), (10, 10, 10)), axis=1)
+  assert stacked_mnist.mode_coverage(every_mode)["mode_kl_to_uniform"] == pytest.approx(0, abs=1e-9)

@@ -127,3 +127,63 @@ def test_sweep_command_runs_twelve_trials_of_an_experiment(tmp_path):
   assert {row["trials_in_program"] for row in table} == {"12"}
   assert (workdir / "sweep.png").stat().st_size > 0
   assert (workdir / "trial_011" / "samples" / "step_0000006.png").exists()
+
+
+TABLE_EXPERIMENT = """
+from gan_jax import tables
+from gan_jax.config import toy_config
+
+TABLE = tables.Table(
+  "a tiny PacGAN table",
+  "nowhere, Table 0",
+  {"modes": "modes", "high_quality_percent": "high quality %"},
+  (
+    tables.Row("GAN", {"pac": 1}, {"modes": "6.3 ± 0.5"}),
+    tables.Row("PacGAN2", {"pac": 2}, {}),
+  ),
+)
+
+
+def get_config():
+  c = toy_config("ring8")
+  c.model.g_hidden, c.model.d_hidden = (16,), (16,)
+  c.train.batch_size, c.train.num_steps, c.num_samples = 8, 5, 16
+  return c
+
+
+def get_sweep(hyper):
+  return TABLE.trials(seeds=range(3))
+
+
+def get_table():
+  return TABLE
+"""
+
+
+def test_table_command_summarises_each_row_over_its_seeds(tmp_path):
+  """A table experiment's rows x seeds from one command: each row's seeds train as one program,
+  are evaluated at their last step, and table.md puts their mean +- standard error beside the
+  paper's numbers."""
+  experiment = tmp_path / "table.py"
+  experiment.write_text(TABLE_EXPERIMENT)
+  workdir = tmp_path / "t"
+  result = run_python(
+    "-m", "gan_jax.sweep", f"--config={experiment}", f"--workdir={workdir}", "--vectorize=true"
+  )
+  assert result.returncode == 0, result.stderr
+  record = json.loads((workdir / "sweep.json").read_text())
+  assert {t["trials_in_program"] for t in record["timing"].values()} == {3}
+  markdown = (workdir / "table.md").read_text()
+  assert (
+    markdown == result.stdout.split("sweep.png\n")[1].split(f"{workdir}/table.md")[0].strip() + "\n"
+  )
+  lines = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in markdown.splitlines()}
+  for row, trials_of_row in (("GAN", range(3)), ("PacGAN2", range(3, 6))):
+    finals = [_curve(workdir / f"trial_{k:03d}")[-1] for k in trials_of_row]
+    assert all(f["step"] == 5 for f in finals)
+    for column, metric in ((2, "eval/modes"), (4, "eval/high_quality_percent")):
+      values = np.array([f[metric] for f in finals])
+      mean, error = values.mean(), values.std(ddof=1) / np.sqrt(3)
+      assert lines[row][column] == f"{mean:.3g} ± {error:.2g}", (row, metric, lines[row])
+    assert lines[row][5] == "3 of 3"
+  assert lines["GAN"][1] == "6.3 ± 0.5" and lines["PacGAN2"][1] == "—"

@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 
 from gan_jax import UserError
-from gan_jax.data import sources, toy
+from gan_jax.data import sources, stacked_mnist, toy
 
 
 @dataclasses.dataclass
@@ -37,6 +37,9 @@ def load_examples(data: ml_collections.ConfigDict, with_labels: bool = False) ->
     loaded = sources.load_tfds(
       data.name, data.split, data.data_dir, data.manual_dir, data.download, with_labels
     )
+  elif data.source == "stacked_mnist":  # unconditional: config.validate refuses labels
+    digits = sources.load_tfds(data.name, data.split, data.data_dir, data.manual_dir, data.download)
+    loaded = stacked_mnist.stack(digits, data.stacked_examples, data.stacked_seed)
   elif data.source == "npz":
     loaded = sources.load_npz(data.path, with_labels)
   else:

@@ -35,6 +35,10 @@ def build(
       resnet.Discriminator(shape, m.ndf, classes, m.conditioning, d_sn, m.dtype),
     )
   return (
-    mlp.Generator(shape, tuple(m.g_hidden), m.g_norm, m.g_output, axis_name, m.dtype, g_sn),
-    mlp.Discriminator(tuple(m.d_hidden), m.d_maxout, m.d_norm, axis_name, m.dtype, d_sn),
+    mlp.Generator(
+      shape, tuple(m.g_hidden), m.g_norm, m.g_output, axis_name, m.dtype, g_sn, m.init_std
+    ),
+    mlp.Discriminator(
+      tuple(m.d_hidden), m.d_maxout, m.d_norm, axis_name, m.dtype, d_sn, m.init_std
+    ),
   )

@@ -16,10 +16,11 @@ class Generator(nn.Module):
   axis_name: str | None = None
   dtype: str = "float32"
   spectral_norm: bool = False
+  init_std: float = 0.0
 
   @nn.compact
   def __call__(self, z, train: bool, labels=None):
-    dense = lambda n: spectral_norm(nn.Dense(n, dtype=self.dtype), self.spectral_norm, train)
+    dense = lambda n: _dense(n, self.dtype, self.init_std, self.spectral_norm, train)
     x = z
     for width in self.hidden:
       x = dense(width)(x)
@@ -36,10 +37,11 @@ class Discriminator(nn.Module):
   axis_name: str | None = None
   dtype: str = "float32"
   spectral_norm: bool = False
+  init_std: float = 0.0
 
   @nn.compact
   def __call__(self, x, train: bool, labels=None):
-    dense = lambda n: spectral_norm(nn.Dense(n, dtype=self.dtype), self.spectral_norm, train)
+    dense = lambda n: _dense(n, self.dtype, self.init_std, self.spectral_norm, train)
     x = x.reshape(x.shape[0], -1).astype(self.dtype)
     for width in self.hidden:
       dense_out = dense(width * max(self.maxout, 1))(x)
@@ -49,6 +51,12 @@ class Discriminator(nn.Module):
         x = nn.leaky_relu(dense_out, 0.2)
       x = _feature_norm(self.norm, train, self.axis_name, self.dtype)(x)
     return dense(1)(x)[:, 0].astype(jnp.float32)
+
+
+def _dense(features, dtype, init_std, sn, train):
+  """A Dense layer with weights N(0, init_std) (PacGAN's toys), or Flax's LeCun normal at 0."""
+  init = nn.initializers.normal(init_std) if init_std else nn.linear.default_kernel_init
+  return spectral_norm(nn.Dense(features, dtype=dtype, kernel_init=init), sn, train)
 
 
 def _maxout(pieces):

@@ -1,0 +1,86 @@
+"""Published tables reproduced by a sweep. A table experiment's `get_table()` names its rows (the
+config overrides that make each row's method), the metrics it reports and the paper's numbers;
+`get_sweep` runs every row with several seeds. After the sweep each row's final evaluation is
+summarised over its seeds as mean +- standard error, beside the paper's numbers, in table.md."""
+
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+
+from gan_jax import config as config_lib
+from gan_jax import reporting
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  name: str
+  overrides: dict  # the config fields that make this row's method
+  paper: dict  # metric -> the published number, as printed ("6.3 ± 0.5"); absent: not quoted
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+  title: str
+  source: str  # where the paper's numbers are from
+  metrics: dict  # metric (an eval record's key, without "eval/") -> column heading
+  rows: tuple[Row, ...]
+
+  def trials(self, seeds) -> list[dict]:
+    """Every row with every seed; a row's seeds differ only in numbers, so they share one
+    program (gan_jax.trials)."""
+    return [{**row.overrides, "seed": seed} for row in self.rows for seed in seeds]
+
+
+def load(config_file: str) -> Table | None:
+  """The experiment's `get_table()`, if it reproduces one."""
+  module = config_lib.experiment_module(config_file)
+  return module.get_table() if hasattr(module, "get_table") else None
+
+
+def final_evaluation(run_dir: str) -> dict:
+  """The last evaluation record of a run: {metric: value} without the "eval/" prefix."""
+  records = reporting.read_metrics(os.path.join(run_dir, "metrics.jsonl"))
+  evaluations = [r for r in records if any(k.startswith("eval/") for k in r)]
+  if not evaluations:
+    return {}
+  last = evaluations[-1]
+  return {"step": last["step"], **{k[5:]: v for k, v in last.items() if k.startswith("eval/")}}
+
+
+def mean_and_error(values) -> str:
+  values = np.asarray(values, float)
+  if len(values) == 1:
+    return f"{values[0]:.3g}"
+  error = values.std(ddof=1) / math.sqrt(len(values))
+  return f"{values.mean():.3g} ± {error:.2g}"
+
+
+def write(table: Table, workdir: str, names: list[str], trials: list[dict]) -> str:
+  """table.md (and table.json, every trial's numbers) in `workdir`; returns the Markdown."""
+  results = {name: final_evaluation(os.path.join(workdir, name)) for name in names}
+  header = ["method"] + [
+    f"{label} ({who})" for label in table.metrics.values() for who in ("paper", "ours")
+  ]
+  lines = [f"**{table.title}** (paper: {table.source}; ours: mean ± standard error over seeds)", ""]
+  lines += ["| " + " | ".join(header + ["runs", "steps"]) + " |", "|" + "---|" * (len(header) + 2)]
+  record = []
+  for row in table.rows:
+    members = [n for n, t in zip(names, trials) if row.overrides.items() <= t.items()]
+    done = [results[n] for n in members if results[n]]
+    cells = [row.name]
+    for metric in table.metrics:
+      cells.append(row.paper.get(metric, "—"))
+      cells.append(mean_and_error([r[metric] for r in done]) if done else "not run")
+    steps = sorted({r["step"] for r in done})
+    cells += [f"{len(done)} of {len(members)}", ", ".join(map(str, steps)) or "—"]
+    lines.append("| " + " | ".join(cells) + " |")
+    record.append({"row": row.name, "paper": row.paper, "trials": {n: results[n] for n in members}})
+  markdown = "\n".join(lines) + "\n"
+  with open(os.path.join(workdir, "table.md"), "w") as f:
+    f.write(markdown)
+  with open(os.path.join(workdir, "table.json"), "w") as f:
+    json.dump(record, f, indent=2)
+  return markdown
