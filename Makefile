@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 
 demo: install
 	$(PY) -m gan_jax.main --config=experiments/demo_ring.py --workdir=runs/demo
-	@echo "pictures: runs/demo/samples/ (one per 1000 steps), runs/demo/curves.png"
+	@echo "pictures: runs/demo/samples/ (steps 2500 and 5000), runs/demo/curves.png"
 
 lint: install
 	$(VENV)/bin/ruff format --check .

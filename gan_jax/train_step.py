@@ -158,8 +158,8 @@ def init_state(gan: GAN, key: jax.Array, data_shape: tuple[int, ...], hparams: d
   g_key, d_key = jax.random.split(key)
   labels = jnp.zeros((1,), jnp.int32) if gan.num_classes else None
   g_vars = gan.generator.init(g_key, jnp.zeros((1, gan.nz)), train=False, labels=labels)
-  packed = jnp.zeros((gan.pac, *data_shape))
-  d_vars = gan.discriminator.init(d_key, pack(packed, gan.pac), train=False, labels=labels)
+  one_pack = pack(jnp.zeros((gan.pac, *data_shape)), gan.pac)
+  d_vars = gan.discriminator.init(d_key, one_pack, train=False, labels=labels)
   g_params, g_stats = g_vars["params"], {k: v for k, v in g_vars.items() if k != "params"}
   d_params, d_stats = d_vars["params"], {k: v for k, v in d_vars.items() if k != "params"}
   return TrainState(

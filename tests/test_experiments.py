@@ -4,7 +4,8 @@ import jax
 import pytest
 
 from gan_jax import config as config_lib
-from gan_jax import experiment, parallel, trials
+from gan_jax import experiment, parallel, tables, trials
+from gan_jax.metrics import evaluation
 
 from conftest import ROOT, load_experiment
 
@@ -52,3 +53,37 @@ def test_experiment_sweeps_are_one_vectorised_program(name):
   sweep = trials.load_trials(str(ROOT / "experiments" / f"{name}.py"))
   configs = [trials.trial_config(load_experiment(name), t) for t in sweep]
   assert len(sweep) >= 12 and len(trials.group_trials(configs, True, 16)) == 1
+
+
+TABLES = sorted(p.stem for p in (ROOT / "experiments" / "tables").glob("*.py"))
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_table_experiments_follow_the_papers_protocols(name):
+  """Each row x 10 seeds; a row's seeds are one program; every trial builds; the settings are the
+  authors' (PacGAN's code: synthetic_data_experiments/*/config.py,
+  stacked_MNIST_experiments/VEEGAN_experiment/config.py)."""
+  path = str(ROOT / "experiments" / "tables" / f"{name}.py")
+  table, sweep = tables.load(path), trials.load_trials(path)
+  base = load_experiment(f"tables/{name}")
+  base.eval_classifier = "a classifier"  # Stacked MNIST's evaluation needs one
+  configs = [trials.trial_config(base, t) for t in sweep]
+  assert len(sweep) == 10 * len(table.rows)
+  rows = trials.group_trials(configs, True, 16)
+  assert sorted(len(r) for r in rows) == [10] * len(table.rows)
+  for config in configs[::10]:
+    config = config_lib.validated(config)
+    config.data.shape = (2,) if config.data.source == "toy" else (28, 28, 3)
+    jax.eval_shape(experiment.build(config, parallel.make_mesh(1)).init_state)
+  adam = lambda opt: (opt.name, opt.lr, opt.b1)
+  if base.data.source == "toy":
+    assert adam(base.optimizer.g) == adam(base.optimizer.d) == ("adam", 1e-4, 0.8)
+    assert base.train.batch_size == 100 and base.train.num_steps == 400 * 100_000 // 100
+    assert tuple(base.model.g_hidden) == (400,) * 4 and tuple(base.model.d_hidden) == (200,) * 3
+    assert base.model.d_maxout == 5 and base.model.init_std == 0.02 and base.model.nz == 2
+    assert evaluation.default_num_samples(base) == 2500
+  else:
+    assert adam(base.optimizer.g) == adam(base.optimizer.d) == ("adam", 2e-4, 0.5)
+    assert base.train.batch_size == 64 and base.data.stacked_examples == 128_000
+    assert base.train.num_steps == 50 * 128_000 // 64 and base.data.split == "train+test"
+    assert evaluation.default_num_samples(base) == 26_000
