@@ -117,9 +117,15 @@ def test_tfds_offline_errors_name_the_fix(tmp_path):
     sources.load_tfds("no_such_dataset_xyz", "train", str(tmp_path))
 
 
-def test_tfds_prepares_real_mnist_offline(shared_data, tmp_path):
+@pytest.fixture(scope="module")
+def mnist_tfds_dir(shared_data, tmp_path_factory):
+  """A tfds data dir in which MNIST gets prepared (once: preparing takes most of a minute)."""
+  return tmp_path_factory.mktemp("tfds")
+
+
+def test_tfds_prepares_real_mnist_offline(shared_data, mnist_tfds_dir):
   """The stock tfds builder accepts the original IDX files through manual_dir (no network)."""
-  images = sources.load_tfds("mnist", "test", str(tmp_path), str(shared_data / "mnist"))
+  images = sources.load_tfds("mnist", "test", str(mnist_tfds_dir), str(shared_data / "mnist"))
   assert images.shape == (10000, 28, 28, 1)
   # MNIST test-set mean intensity is 33.79 / 255 = 0.1325
   np.testing.assert_allclose(images.mean() / 255, 0.1325, atol=5e-4)
@@ -165,7 +171,7 @@ def test_labelled_batches_and_the_checks_of_a_conditional_dataset(tmp_path):
     data.load_for(config)
 
 
-def test_stacked_mnist_stacks_three_digits_drawn_from_the_seed(shared_data, tmp_path):
+def test_stacked_mnist_stacks_three_digits_drawn_from_the_seed(shared_data, mnist_tfds_dir):
   """Each channel is one of the pool's digits, drawn from data.stacked_seed alone; the source
   builds it from tfds MNIST through load_examples."""
   pool = np.arange(50, dtype=np.uint8)[:, None, None, None] * np.ones((1, 28, 28, 1), np.uint8)
@@ -181,7 +187,7 @@ def test_stacked_mnist_stacks_three_digits_drawn_from_the_seed(shared_data, tmp_
 
   config = base_config().data
   config.source, config.split, config.stacked_examples = "stacked_mnist", "test", 300
-  config.data_dir, config.manual_dir = str(tmp_path), str(shared_data / "mnist")
+  config.data_dir, config.manual_dir = str(mnist_tfds_dir), str(shared_data / "mnist")
   examples = data.load_examples(config)
-  digits = sources.load_tfds("mnist", "test", str(tmp_path))
+  digits = sources.load_tfds("mnist", "test", str(mnist_tfds_dir))
   np.testing.assert_array_equal(examples.images, stacked_mnist.stack(digits, 300, seed=0))

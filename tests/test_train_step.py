@@ -294,42 +294,31 @@ def test_packed_d_sees_pac_times_the_features_and_the_data_pac_times_the_example
   assert state.d_params["Dense_0"]["kernel"].shape[0] == 2 * pac
 
 
-def _generator_loss_of_fake(unroll_steps: int):
-  """G's loss as a function of its samples, for a tiny LeakyReLU MLP D after 10 steps (so that
-  Adam's moments are no longer its first step's sign(g)), on one device."""
-  config = tiny_toy_config(
-    unroll_steps=unroll_steps, **{"model.d_maxout": 0, "optimizer.d.lr": 1e-3}
-  )
-  _, state = run_steps(config, 1, None, num_steps=10)
-  gan = experiment.build(state_config(config), parallel.make_mesh(1)).gan
-  rng = np.random.default_rng(0)
-  real = jnp.asarray(rng.normal(size=(32, 2)), jnp.float32)
-  inputs = (real, None, jnp.full((32,), 0.5))
-
-  def loss(fake):
-    per_device = lambda f: generator_loss(gan, state, f, {}, inputs)[0]
-    return jax.vmap(per_device, axis_name=DATA_AXIS)(fake[None])[0]
-
-  return loss, jnp.asarray(rng.normal(size=(32, 2)), jnp.float32)
-
-
-def state_config(config):
-  config = config_lib.validated(config)
-  config.data.shape = (2,)
-  return config
-
-
 def test_unrolled_generator_gradient_matches_finite_differences():
   """Metz et al.: G's gradient flows through the k D updates (Adam's rule included). The autodiff
   gradient equals central differences of the loss itself, and differs from the gradient that
-  holds D fixed."""
-  loss, fake = _generator_loss_of_fake(unroll_steps=3)
-  grad = jax.grad(loss)(fake)
+  holds D fixed. A tiny LeakyReLU MLP D after 10 steps, so that Adam's moments are no longer its
+  first step's sign(g); one device."""
+  config = lambda unroll_steps: tiny_toy_config(
+    unroll_steps=unroll_steps, **{"model.d_maxout": 0, "optimizer.d.lr": 1e-3}
+  )
+  _, state = run_steps(config(3), 1, None, num_steps=10)
+  rng = np.random.default_rng(0)
+  real, fake = (jnp.asarray(rng.normal(size=(32, 2)), jnp.float32) for _ in range(2))
+
+  def loss_fn(unroll_steps):
+    gan_config = config_lib.validated(config(unroll_steps))
+    gan_config.data.shape = (2,)
+    gan = experiment.build(gan_config, parallel.make_mesh(1)).gan
+    inputs = (real, None, jnp.full((32,), 0.5))
+    per_device = lambda f: generator_loss(gan, state, f, {}, inputs)[0]
+    return lambda fake: jax.vmap(per_device, axis_name=DATA_AXIS)(fake[None])[0]
+
+  loss = loss_fn(unroll_steps=3)
   direction = np.random.default_rng(1).normal(size=fake.shape).astype(np.float32)
   direction /= np.linalg.norm(direction)
   h = 3e-3
   finite = (loss(fake + h * direction) - loss(fake - h * direction)) / (2 * h)
-  np.testing.assert_allclose(float(jnp.vdot(grad, direction)), float(finite), rtol=1e-2)
-  plain_loss, _ = _generator_loss_of_fake(unroll_steps=0)
-  plain = float(jnp.vdot(jax.grad(plain_loss)(fake), direction))
+  np.testing.assert_allclose(float(jnp.vdot(jax.grad(loss)(fake), direction)), finite, rtol=1e-2)
+  plain = float(jnp.vdot(jax.grad(loss_fn(unroll_steps=0))(fake), direction))
   assert abs(plain - float(finite)) > 0.5 * abs(finite)
