@@ -3,7 +3,7 @@
 Runs every trial of the experiment's `get_sweep(hyper)`, each in WORKDIR/trial_NNN with the run
 directory contract of gan_jax.main (gan_jax.trials says which trials share a program). Finished
 trials are skipped and interrupted ones resume. WORKDIR/sweep.csv and sweep.png summarise the sweep;
-an experiment that reproduces a published table (`get_table()`, gan_jax.tables) also gets
+an experiment that reproduces a published table (its `TABLE`, gan_jax.tables) also gets
 WORKDIR/table.md, its rows beside the paper's numbers.
 """
 

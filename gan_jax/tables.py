@@ -1,7 +1,8 @@
-"""Published tables reproduced by a sweep. A table experiment's `get_table()` names its rows (the
-config overrides that make each row's method), the metrics it reports and the paper's numbers;
-`get_sweep` runs every row with several seeds. After the sweep each row's final evaluation is
-summarised over its seeds as mean +- standard error, beside the paper's numbers, in table.md."""
+"""Published tables reproduced by a sweep. A table experiment's `TABLE` names its rows (the config
+overrides that make each row's method), the metrics it reports and the paper's numbers; its
+`get_sweep = TABLE.sweep` runs every row with every seed. After the sweep each row's final
+evaluation is summarised over its seeds as mean +- standard error, beside the paper's numbers, in
+table.md."""
 
 import dataclasses
 import json
@@ -27,17 +28,18 @@ class Table:
   source: str  # where the paper's numbers are from
   metrics: dict  # metric (an eval record's key, without "eval/") -> column heading
   rows: tuple[Row, ...]
+  seeds: tuple[int, ...] = tuple(range(10))  # the papers' 10 runs per row
 
-  def trials(self, seeds) -> list[dict]:
-    """Every row with every seed; a row's seeds differ only in numbers, so they share one
-    program (gan_jax.trials)."""
-    return [{**row.overrides, "seed": seed} for row in self.rows for seed in seeds]
+  def sweep(self, hyper=None) -> list[dict]:
+    """Every row with every seed, as an experiment's get_sweep(hyper); a row's seeds differ only
+    in numbers, so they share one program (gan_jax.trials)."""
+    del hyper
+    return [{**row.overrides, "seed": seed} for row in self.rows for seed in self.seeds]
 
 
 def load(config_file: str) -> Table | None:
-  """The experiment's `get_table()`, if it reproduces one."""
-  module = config_lib.experiment_module(config_file)
-  return module.get_table() if hasattr(module, "get_table") else None
+  """The experiment's `TABLE`, if it reproduces one."""
+  return getattr(config_lib.experiment_module(config_file), "TABLE", None)
 
 
 def final_evaluation(run_dir: str) -> dict:
