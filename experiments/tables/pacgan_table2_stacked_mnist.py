@@ -3,7 +3,7 @@ protocol (fjxmlzn/PacGAN, stacked_MNIST_experiments/VEEGAN_experiment): 128,000 
 stacked from MNIST's 70,000 digits, DCGAN with batch 64 and Adam(2e-4, 0.5), 50 epochs (100,000
 steps); modes and KL to uniform over 26,000 samples, each channel read by the digit classifier.
 
-  python -m gan_jax.classifier --workdir=runs/mnist_classifier --data.manual_dir=MNIST
+  python -m gan_jax.classifier --dataset=mnist --workdir=runs/mnist_classifier --manual_dir=MNIST
   python -m gan_jax.sweep --config=experiments/tables/pacgan_table2_stacked_mnist.py \
     --workdir=runs/t2 --config.data.manual_dir=MNIST --config.eval_classifier=runs/mnist_classifier
 
