@@ -148,7 +148,7 @@ TABLE = tables.Table(
 def get_config():
   c = toy_config("ring8")
   c.model.g_hidden, c.model.d_hidden = (16,), (16,)
-  c.train.batch_size, c.train.num_steps, c.num_samples = 8, 5, 16
+  c.train.batch_size, c.train.num_steps, c.num_samples, c.log_every = 8, 5, 16, 5
   return c
 
 
@@ -183,3 +183,5 @@ def test_table_command_summarises_each_row_over_its_seeds(tmp_path):
       assert lines[row][column] == f"{mean:.3g} ± {error:.2g}", (row, metric, lines[row])
     assert lines[row][5] == "3 of 3"
   assert lines["GAN"][1] == "6.3 ± 0.5" and lines["PacGAN2"][1] == "—"
+  with open(workdir / "sweep.csv") as f:  # each trial's last losses and its final evaluation
+    assert all(row["g_loss"] and row["eval/modes"] for row in csv.DictReader(f))
