@@ -35,6 +35,8 @@ RESUMABLE_CHANGES = (
   "eval_every",
   "eval_samples",
   "eval_classifier",
+  "sweep.metric",
+  "sweep.goal",
 )
 
 
@@ -123,6 +125,21 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_every = 0  # evaluate (gan_jax.evaluate's metrics) every this many steps and at the end
   c.eval_samples = 0  # generated samples per evaluation; 0 = 2500 for 2-D toys, else 10000
   c.eval_classifier = ""  # gan_jax.classifier directory, needed for image metrics
+
+  # How gan_jax.sweep ranks trials and, with --strategy=pbt or halving, which it keeps training.
+  c.sweep = ml_collections.ConfigDict()
+  c.sweep.metric = ""  # evaluation metrics, e.g. "fid" or "modes,high_quality_percent" (ranked
+  # in turn, ties broken by the next); "" = the data's own (gan_jax.metrics.evaluation.goals)
+  c.sweep.goal = ""  # "min" or "max" for every metric; "" = each metric's own direction
+  c.pbt = ml_collections.ConfigDict()  # population-based training (Jaderberg et al. 2017)
+  c.pbt.interval = 1000  # rank the population every this many steps
+  c.pbt.quantile = 0.25  # the bottom quantile copies the top quantile's states
+  c.pbt.resample_probability = 0.25  # a copied number is redrawn from the sweep's values, or
+  c.pbt.perturb = (0.8, 1.2)  # else multiplied by one of these factors
+  c.pbt.seed = 0  # of the choices of donors and perturbations
+  c.halving = ml_collections.ConfigDict()  # successive halving
+  c.halving.min_steps = 1000  # the first rung
+  c.halving.eta = 3  # each rung keeps the best 1/eta of the trials, the next is eta times later
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.num_devices = 0  # 0 = all local devices
@@ -278,6 +295,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
       "config.unroll_steps > 0 differentiates through D's optimiser, which needs "
       "config.optimizer.d.name=adam (RMSProp's square root has no safe derivative at 0)"
     )
+  _choice(config, "sweep.goal", ("", "min", "max"))
+  for field in ("pbt.interval", "halving.min_steps"):
+    _positive(config, field, _get(config, field))
+  if not 0.0 < config.pbt.quantile <= 0.5:
+    raise UserError(f"config.pbt.quantile={config.pbt.quantile} must be in (0, 0.5]")
+  if not 0.0 <= config.pbt.resample_probability <= 1.0:
+    raise UserError(
+      f"config.pbt.resample_probability={config.pbt.resample_probability} must be in [0, 1]"
+    )
+  if config.halving.eta < 2:
+    raise UserError(f"config.halving.eta={config.halving.eta} must be >= 2")
   if config.augment.policy and config.data.source == "toy":
     raise UserError("config.augment.policy augments images; the 2-D toys have none")
 

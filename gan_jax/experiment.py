@@ -48,6 +48,7 @@ class Experiment:
   _init: Callable
   _generate: Callable
   _standing_stats: Callable
+  _sample_trials: Callable
 
   def init_state(self, config: ml_collections.ConfigDict | None = None) -> TrainState:
     """A fresh state from the seed and numbers of `config`: the experiment's own by default, or
@@ -87,6 +88,11 @@ class Experiment:
       [np.asarray(self._generate(state.ema_params, stats, z[i : i + chunk], of(i))) for i in chunks]
     )
 
+  def sample_trials(self, state: TrainState, z: jax.Array) -> jax.Array:
+    """`sample` of every trial of a stacked state at once, trial k on noise z[k], as device
+    arrays (unconditional G only)."""
+    return self._sample_trials(state.ema_params, state.g_stats, state.hparams["ema_decay"], z)
+
 
 def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Experiment:
   """The experiment of a validated `config` whose data.shape is set, on `mesh`."""
@@ -104,9 +110,27 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Experim
   standing_stats = jax.jit(
     functools.partial(_standing_stats, alone, config.model.nz, config.model.num_classes)
   )
+  sample_trials = jax.jit(jax.vmap(functools.partial(_eval_samples, gan, standing_stats)))
   return Experiment(
-    config, mesh, gan, step, init, jax.jit(functools.partial(generate, gan)), standing_stats
+    config,
+    mesh,
+    gan,
+    step,
+    init,
+    jax.jit(functools.partial(generate, gan)),
+    standing_stats,
+    sample_trials,
   )
+
+
+def _eval_samples(gan: GAN, standing_stats, ema_params, g_stats, ema_decay, z):
+  """Experiment.sample's samples of one trial, traced: G with the EMA weights and, when the
+  trial averages them, their standing statistics."""
+  if g_stats.get("batch_stats"):
+    standing = standing_stats(ema_params, g_stats)
+    chosen = lambda s, own: jnp.where(ema_decay > 0, s, own)
+    g_stats = {**g_stats, "batch_stats": jax.tree.map(chosen, standing, g_stats["batch_stats"])}
+  return generate(gan, ema_params, g_stats, z)
 
 
 def _standing_stats(

@@ -72,3 +72,82 @@ def save_overlay(curves: dict[str, list[dict]], path: str, keys=("d_loss", "g_lo
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def _colour(i: int, n: int):
+  return plt.get_cmap("tab10")(i) if n <= 10 else plt.get_cmap("viridis")(i / (n - 1))
+
+
+def save_sweep(
+  groups, metric: str, curves: dict[str, list[dict]], path: str, keys=("d_loss", "g_loss")
+) -> None:
+  """A sweep in one picture. For each swept hyperparameter, `metric` against its values: each
+  setting's seeds as dots, their mean with the standard error. Then the loss curves coloured by
+  setting, one thin line per seed. `groups` are ranking.Setting; the legend names them."""
+  fields = sorted({k for g in groups for k in g.overrides}) if metric else []
+  panels = len(fields) + len(keys)
+  fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 4), squeeze=False)
+  n = len(groups)
+  for ax, field in zip(axes[0], fields):
+    values = [g.overrides[field] for g in groups if field in g.overrides]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    ticks = sorted(set(values), key=str) if not numeric else None
+    for i, g in enumerate(groups):
+      seeds = g.metric(metric)
+      if field not in g.overrides or not seeds.size:
+        continue
+      x = g.overrides[field] if numeric else ticks.index(g.overrides[field])
+      error = seeds.std(ddof=1) / math.sqrt(seeds.size) if seeds.size > 1 else 0.0
+      ax.scatter([x] * seeds.size, seeds, s=8, color=_colour(i, n), alpha=0.4)
+      ax.errorbar(x, seeds.mean(), yerr=error, fmt="o", color=_colour(i, n), capsize=3)
+    if numeric and min(values) > 0 and max(values) >= 10 * min(values):
+      ax.set_xscale("log")
+    if ticks is not None:
+      ax.set_xticks(range(len(ticks)), [str(t) for t in ticks])
+    ax.set_xlabel(field)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+  for ax, key in zip(axes[0][len(fields) :], keys):
+    for i, g in enumerate(groups):
+      for j, trial in enumerate(g.trials):
+        records = [r for r in curves[trial] if key in r]
+        label = g.label() if j == 0 else None
+        steps = [r["step"] for r in records]
+        ax.plot(steps, [r[key] for r in records], lw=0.7, color=_colour(i, n), label=label)
+    ax.set_title(key)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+  if n <= 20:
+    axes[0][-1].legend(fontsize=6)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def save_lineage(lineage: list[dict], names: list[str], trials: list[dict], path: str) -> None:
+  """Population-based training's lineage: each perturbed number of each trial over the steps, a
+  dot where the trial copied another (dashed from the donor's value just before)."""
+  fields = sorted({k for e in lineage for k in e} - {"step", "trial", "from"})
+  fig, axes = plt.subplots(1, len(fields), figsize=(6 * len(fields), 4), squeeze=False)
+  end = max(e["step"] for e in lineage)
+  for ax, field in zip(axes[0], fields):
+    value = {n: t.get(field) for n, t in zip(names, trials)}
+    history = {n: [(0, value[n])] for n in names}
+    for e in lineage:
+      ax.plot([e["step"]] * 2, [value[e["from"]], e[field]], ls="--", lw=0.5, c="grey")
+      value[e["trial"]] = e[field]
+      history[e["trial"]].append((e["step"], e[field]))
+      ax.scatter([e["step"]], [e[field]], s=10, color=_colour(names.index(e["trial"]), len(names)))
+    for i, n in enumerate(names):
+      steps, values = zip(*history[n], (end, history[n][-1][1]))
+      ax.step(steps, values, where="post", lw=1, color=_colour(i, len(names)), label=n)
+    if all(v and v > 0 for v in value.values()):
+      ax.set_yscale("log")
+    ax.set_title(field)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+  if len(names) <= 20:
+    axes[0][-1].legend(fontsize=6)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -253,19 +253,24 @@ class RunDirectory:
       grid = plotting.image_grid(samples, self.grid_cols)
       self.writer.write_images(step, {"samples": grid[None]})
 
-  def evaluate(self, step: int, state: TrainState) -> None:
-    """gan_jax.evaluate's metrics of the current G, as a metrics.jsonl record of their own."""
+  def evaluate(self, step: int, state: TrainState) -> dict | None:
+    """gan_jax.evaluate's metrics of the current G, as a metrics.jsonl record of their own;
+    returns them (None on the processes that do not write)."""
     self.flush()
     n = self.config.eval_samples or evaluation.default_num_samples(self.config)
     labels = self.exp.labels(n)
     samples = self.exp.sample(state, self.exp.noise(self.keys["eval"], n), labels)
     if not self.is_chief:
-      return
+      return None
     result = evaluation.sample_metrics(
       samples, self.config, self.config.eval_classifier, labels=labels
     )
+    return self.write_evaluation(step, result)
+
+  def write_evaluation(self, step: int, result: dict) -> dict:
     scalars = {f"eval/{k}": float(v) for k, v in result.items() if evaluation.is_scalar(v)}
     shown = ", ".join(f"{k[5:]} {v:.4g}" for k, v in scalars.items())
     print(f"{self.prefix}step {step} | eval: {shown}", flush=True)
     self.log.write({"step": step, **scalars})
     self.writer.write_scalars(step, scalars)
+    return {k[5:]: v for k, v in scalars.items()}

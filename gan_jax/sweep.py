@@ -1,8 +1,11 @@
 """python -m gan_jax.sweep --config=experiments/dcgan.py --workdir=runs/sweep1 [--config.a.b=v]
 
 Runs every trial of the experiment's `get_sweep(hyper)`, each in WORKDIR/trial_NNN with the run
-directory contract of gan_jax.main (gan_jax.trials says which trials share a program). Finished
-trials are skipped and interrupted ones resume. WORKDIR/sweep.csv and sweep.png summarise the sweep;
+directory contract of gan_jax.main (gan_jax.trials says which trials share a program), or with
+--strategy=pbt|halving only as far as gan_jax.population takes them. Finished trials are skipped
+and interrupted ones resume. The trials are ranked by config.sweep.metric: WORKDIR/sweep.csv (every
+trial, best first), summary.md (settings over their seeds), sweep.png and TensorBoard's HParams
+(`tensorboard --logdir WORKDIR`) summarise the sweep;
 an experiment that reproduces a published table (its `TABLE`, gan_jax.tables) also gets
 WORKDIR/table.md, its rows beside the paper's numbers.
 """
@@ -25,6 +28,13 @@ _VECTORIZE = flags.DEFINE_enum(
   "convolutions run slower than one trial after another)",
 )
 _MAX_STACK = flags.DEFINE_integer("max_stack", 16, "at most this many trials in one program")
+_STRATEGY = flags.DEFINE_enum(
+  "strategy",
+  "grid",
+  ["grid", "pbt", "halving"],
+  "grid: every trial to the end; pbt: population-based training of the trials as one program "
+  "(config.pbt); halving: successive halving (config.halving)",
+)
 
 
 def main(argv: list[str]) -> None:
@@ -37,11 +47,19 @@ def main(argv: list[str]) -> None:
     cpu.configure(base.parallel.cpu_devices, base.parallel.cpu_async_dispatch)
     sweep = trials.load_trials(config_file)
     vectorize = {"auto": None, "true": True, "false": False}[_VECTORIZE.value]
-    rows = trials.run_sweep(base, sweep, _WORKDIR.value, vectorize, _MAX_STACK.value)
+    rows = trials.run_sweep(
+      base, sweep, _WORKDIR.value, vectorize, _MAX_STACK.value, _STRATEGY.value
+    )
   except UserError as e:
     fail(str(e))
   except train.Stopped as e:
     stopped(e)
+  with open(f"{_WORKDIR.value}/summary.md") as f:
+    best = f.read().strip().splitlines()
+  if best:
+    print("\n".join(best[:7]))  # the header and the five best settings
+    if len(best) > 7:
+      print(f"... {len(best) - 7} more settings in {_WORKDIR.value}/summary.md")
   print(f"{len(rows)} trials: {_WORKDIR.value}/sweep.csv, {_WORKDIR.value}/sweep.png")
   table = tables.load(config_file)
   if table:

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from gan_jax import config as config_lib
-from gan_jax import reporting
+from gan_jax import ranking
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,16 +42,6 @@ def load(config_file: str) -> Table | None:
   return getattr(config_lib.experiment_module(config_file), "TABLE", None)
 
 
-def final_evaluation(run_dir: str) -> dict:
-  """The last evaluation record of a run: {metric: value} without the "eval/" prefix."""
-  records = reporting.read_metrics(os.path.join(run_dir, "metrics.jsonl"))
-  evaluations = [r for r in records if any(k.startswith("eval/") for k in r)]
-  if not evaluations:
-    return {}
-  last = evaluations[-1]
-  return {"step": last["step"], **{k[5:]: v for k, v in last.items() if k.startswith("eval/")}}
-
-
 def mean_and_error(values) -> str:
   values = np.asarray(values, float)
   if len(values) == 1:
@@ -62,7 +52,7 @@ def mean_and_error(values) -> str:
 
 def write(table: Table, workdir: str, names: list[str], trials: list[dict]) -> str:
   """table.md (and table.json, every trial's numbers) in `workdir`; returns the Markdown."""
-  results = {name: final_evaluation(os.path.join(workdir, name)) for name in names}
+  results = {name: ranking.final_evaluation(os.path.join(workdir, name)) for name in names}
   header = ["method"] + [
     f"{label} ({who})" for label in table.metrics.values() for who in ("paper", "ours")
   ]

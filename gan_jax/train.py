@@ -14,14 +14,23 @@ from gan_jax import config as config_lib
 from gan_jax.train_step import TrainState
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Train `config` in `workdir`, resuming from its latest checkpoint; returns the final state."""
+def train_and_evaluate(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  exp: experiment.Experiment | None = None,
+  examples: data.Examples | None = None,
+) -> TrainState:
+  """Train `config` in `workdir`, resuming from its latest checkpoint; returns the final state.
+
+  A sweep passes the experiment (and the loaded examples) of trials of one program, so that they
+  share its compiled step: `exp` must come from a config that differs from `config` only in
+  train_step.vector_fields (gan_jax.trials.program_key)."""
   config = config_lib.validated(config)
-  dataset = data.create(config, *parallel.host_share(data.samples_per_batch(config)))
+  dataset = data.create(config, *parallel.host_share(data.samples_per_batch(config)), examples)
   config.data.shape = dataset.shape
-  exp = experiment.build(config, parallel.make_mesh(config.parallel.num_devices))
+  exp = exp or experiment.build(config, parallel.make_mesh(config.parallel.num_devices))
   with run_dir.RunDirectory(exp, config, workdir) as run:
-    state = exp.init_state()
+    state = exp.init_state(config)
     state = run.restore(state) or state
     start = int(jax.device_get(state.step))
     if start > config.train.num_steps:
@@ -44,9 +53,12 @@ def loop(
   key: jax.Array,
   batches: Iterator[jax.Array],
   start: int,
+  adapt=None,
 ):
   """Steps start+1 .. train.num_steps, with their checkpoints, pictures and evaluations written
-  by `run` (a run_dir.RunDirectory, or trials.StackedRuns for stacked trials).
+  by `run` (a run_dir.RunDirectory, or trials.StackedRuns for stacked trials). After each step
+  `adapt(step, state) -> state` (population-based training's exploit and explore) may change
+  the state before anything saves it.
 
   SIGINT and SIGTERM (Ctrl-C, a cluster's preemption) stop it after the step in flight, with a
   checkpoint of that step: Stopped is raised, and the same command resumes exactly.
@@ -56,6 +68,8 @@ def loop(
     for step in range(start + 1, num_steps + 1):
       state, metrics = step_fn(state, next(batches), key)
       run.record(step, metrics)
+      if adapt:
+        state = adapt(step, state)
       if stop.signum:
         run.save_checkpoint(step, state)
         raise Stopped(stop.signum, step)

@@ -110,6 +110,34 @@ def vector_fields() -> tuple[str, ...]:
   )
 
 
+_OPTAX_NAMES = {"lr": "learning_rate", "b1": "b1", "b2": "b2", "rms_decay": "decay"}
+
+
+def _injected(opt_state):
+  """The inject_hyperparams state of an optimiser of _make_optimizer (first of a chain)."""
+  return opt_state if hasattr(opt_state, "hyperparams") else opt_state[0]
+
+
+def read_number(state: TrainState, field: str):
+  """The value in `state` of a vector_fields() number other than the seed (a config name, e.g.
+  "optimizer.d.lr"); None where the state has none (b1 of RMSProp)."""
+  if field in LOSS_HPARAMS:
+    return state.hparams[field]
+  _, net, name = field.split(".")
+  opt_state = state.g_opt_state if net == "g" else state.d_opt_state
+  return _injected(opt_state).hyperparams.get(_OPTAX_NAMES[name])
+
+
+def with_number(state: TrainState, field: str, value) -> TrainState:
+  """`state` whose number `field` (as read_number names it) is `value`."""
+  if field in LOSS_HPARAMS:
+    return state.replace(hparams={**state.hparams, field: value})
+  _, net, name = field.split(".")
+  attribute = f"{net}_opt_state"
+  numbers = {_OPTAX_NAMES[name]: value}
+  return state.replace(**{attribute: _with_numbers(getattr(state, attribute), numbers)})
+
+
 def state_hparams(config: ml_collections.ConfigDict) -> dict:
   """The numbers of `config` that live in the train state, as float32 arrays (gp_weight counts
   for loss=wgan_gp only)."""

@@ -7,6 +7,7 @@ over it. Each trial still writes its own run directory, exactly as a run of its 
 """
 
 import csv
+import functools
 import json
 import os
 import time
@@ -24,11 +25,16 @@ from gan_jax import (
   hyper,
   parallel,
   plotting,
+  population,
+  ranking,
   reporting,
   run_dir,
   train,
 )
 from gan_jax import config as config_lib
+from gan_jax.metrics import evaluation
+from gan_jax.metrics.coverage import TOY_METRICS, toy_mode_coverage_traced
+from gan_jax.population import PopulationBasedTraining, successive_halving
 from gan_jax.train_step import TrainState, vector_fields
 
 
@@ -78,9 +84,13 @@ class StackedRuns:
   """The run directories of stacked trials, driven by train.loop as one run: it slices each
   trial's metrics and state out of the stacked ones, and reads the metrics one step behind."""
 
-  def __init__(self, exp: experiment.Experiment, configs, workdirs, names):
+  def __init__(self, exp: experiment.Experiment, configs, workdirs, names, population=None):
     self.runs = [run_dir.RunDirectory(exp, c, w, n) for c, w, n in zip(configs, workdirs, names)]
     self.metrics = reporting.OneStepBehind(self._write_metrics)
+    self.exp, self.population, self.evaluated = exp, population, (None, None)
+    if configs[0].data.source == "toy":
+      coverage = functools.partial(toy_mode_coverage_traced, dataset=configs[0].data.name)
+      self._toy_quality = jax.jit(lambda state, z: jax.vmap(coverage)(exp.sample_trials(state, z)))
 
   def __enter__(self):
     return self
@@ -104,6 +114,16 @@ class StackedRuns:
   def open(self, step: int) -> None:
     for run in self.runs:
       run.open(step)
+    if self.population:
+      self.population.open(step)
+
+  def adapt(self, step: int, state: TrainState) -> TrainState:
+    """Population-based training's exploit and explore, when due at `step`."""
+    num_steps = self.runs[0].config.train.num_steps
+    if not self.population or not self.population.due(step, num_steps):
+      return state
+    results = self.evaluate(step, state)
+    return self.population.exploit_and_explore(step, state, results)
 
   def record(self, step: int, metrics) -> None:
     self.metrics.push(step, metrics)
@@ -123,9 +143,22 @@ class StackedRuns:
   def save_samples(self, step: int, state: TrainState) -> None:
     self._each_trial("save_samples", step, state)
 
-  def evaluate(self, step: int, state: TrainState) -> None:
+  def evaluate(self, step: int, state: TrainState) -> list[dict]:
+    """Every trial's evaluation (each written to its run), once per step: the 2-D toys' mode
+    coverage of all trials at once, on device; other metrics trial by trial."""
     self.flush()
-    self._each_trial("evaluate", step, state)
+    if self.evaluated[0] == step:  # asked by the population and by eval_every
+      return self.evaluated[1]
+    if hasattr(self, "_toy_quality"):
+      n = self.runs[0].config.eval_samples or evaluation.default_num_samples(self.runs[0].config)
+      z = np.stack([self.exp.noise(run.keys["eval"], n) for run in self.runs])
+      stacked = jax.device_get(self._toy_quality(state, z))
+      in_order = lambda k: {name: stacked[name][k] for name in TOY_METRICS}  # as on the host
+      results = [run.write_evaluation(step, in_order(k)) for k, run in enumerate(self.runs)]
+    else:
+      results = [run.evaluate(step, _trial(state, k)) for k, run in enumerate(self.runs)]
+    self.evaluated = (step, results)
+    return results
 
   def _each_trial(self, action: str, step: int, state: TrainState) -> None:
     """RunDirectory.`action` of every trial, on its slice of the stacked state."""
@@ -137,9 +170,10 @@ def _trial(tree, k: int):
   return jax.tree.map(lambda x: x[k], tree)
 
 
-def train_trials(configs, workdirs, names) -> TrainState:
-  """Train configs of one program (group_trials) as one vmapped program; returns the final state,
-  stacked on the leading trial axis."""
+def train_trials(configs, workdirs, names, population=None) -> TrainState:
+  """Train configs of one program (group_trials) as one vmapped program, with the exploit and
+  explore of a `population` (population.PopulationBasedTraining) if given; returns the final
+  state, stacked on the leading trial axis."""
   configs = [config_lib.validated(c) for c in configs]
   first = configs[0]
   mesh = parallel.make_trial_mesh(len(configs), first.parallel.num_devices)
@@ -150,7 +184,7 @@ def train_trials(configs, workdirs, names) -> TrainState:
     c.data.shape = datasets[0].shape
   exp = experiment.build(first, mesh)
   sharding = parallel.state_sharding(mesh)
-  with StackedRuns(exp, configs, workdirs, names) as runs:
+  with StackedRuns(exp, configs, workdirs, names, population) as runs:
     states = runs.restore([exp.init_state(c) for c in configs])
     start = int(jax.device_get(states[0].step))
     state = jax.device_put(jax.tree.map(lambda *xs: jnp.stack(xs), *states), sharding)
@@ -160,7 +194,21 @@ def train_trials(configs, workdirs, names) -> TrainState:
     streams = [data.prefetch(d, start, first.train.num_steps) for d in datasets]
     stack = lambda *trial_batches: jax.tree.map(lambda *b: np.stack(b), *trial_batches)
     batches = map(lambda *trial_batches: exp.shard_batch(stack(*trial_batches)), *streams)
-    return train.loop(first, runs, exp.step, state, keys, batches, start)
+    return train.loop(first, runs, exp.step, state, keys, batches, start, runs.adapt)
+
+
+def train_one_after_another(configs, workdirs) -> None:
+  """Train configs of one program one after another, on one compiled step (and one load of the
+  examples)."""
+  configs = [config_lib.validated(c) for c in configs]
+  first = configs[0]
+  examples = None if first.data.source == "toy" else data.load_for(first)
+  exp = None
+  for config, workdir in zip(configs, workdirs):
+    if exp is None:
+      config.data.shape = data.create(config, 0, 1, examples).shape
+      exp = experiment.build(config, parallel.make_mesh(config.parallel.num_devices))
+    train.train_and_evaluate(config, workdir, exp, examples)
 
 
 def _finished(config, workdir: str) -> bool:
@@ -173,81 +221,163 @@ def _finished(config, workdir: str) -> bool:
     mngr.close()
 
 
+STRATEGIES = ("grid", "pbt", "halving")
+
+
 def run_sweep(
   base: ml_collections.ConfigDict,
   trials: list[dict],
   workdir: str,
   vectorize: bool | None = True,
   max_stack: int = 16,
+  strategy: str = "grid",
 ) -> list[dict]:
-  """Train every trial not yet finished; returns the summary rows (also in sweep.csv).
+  """Train every trial not yet finished; returns the summary rows (also in sweep.csv), best
+  first by the sweep's quality metric.
 
-  vectorize=None: on accelerators only (on XLA:CPU a vmapped convolution with per-trial weights
-  becomes a grouped convolution, slower than the trials one after another; benchmarks/NOTES.md).
+  strategy "grid" trains every trial to the end; "pbt" and "halving" as gan_jax.population says.
+  Trials of one program share one compiled step, stacked when `vectorize`, else one after
+  another. vectorize=None: on accelerators only (on XLA:CPU a vmapped convolution with per-trial
+  weights becomes a grouped convolution, slower than the trials one after another;
+  benchmarks/NOTES.md). Population-based training is always one vectorised program.
   """
   if vectorize is None:
     vectorize = jax.default_backend() != "cpu"
+  quality = ranking.quality(base)
+  if strategy != "grid" and quality is None:
+    raise UserError(
+      f"--strategy={strategy} ranks trials by a metric: set config.eval_classifier=DIR for "
+      "image metrics (python -m gan_jax.classifier trains one)"
+    )
   configs = [trial_config(base, t) for t in trials]
+  for c in configs:
+    if quality and not c.eval_every:
+      c.eval_every = c.train.num_steps  # measure the metric at the end
   names = [f"trial_{i:03d}" for i in range(len(trials))]
   workdirs = [os.path.join(workdir, n) for n in names]
   os.makedirs(workdir, exist_ok=True)
-  record_path = os.path.join(workdir, "sweep.json")
-  record = {"trials": [{"name": n, "overrides": t} for n, t in zip(names, trials)], "timing": {}}
-  if os.path.exists(record_path):
-    with open(record_path) as f:
+  record = _open_record(workdir, names, trials, strategy)
+  groups = group_trials(configs, True, len(configs) if strategy == "pbt" else max_stack)
+
+  def train_group(group: list[int], group_configs) -> None:
+    todo = [(i, c) for i, c in zip(group, group_configs) if not _finished(c, workdirs[i])]
+    if not todo:
+      return
+    if strategy == "pbt":  # the population moves as one
+      todo = list(zip(group, group_configs))
+    shown = ", ".join(names[i] for i, _ in todo)
+    print(f"training {shown}{' vectorised' if vectorize and len(todo) > 1 else ''}", flush=True)
+    tic = time.perf_counter()
+    todo_configs, todo_dirs = [c for _, c in todo], [workdirs[i] for i, _ in todo]
+    if strategy == "pbt":
+      population = PopulationBasedTraining(base, quality, names, trials, workdir)
+      train_trials(todo_configs, todo_dirs, names, population)
+    elif vectorize and len(todo) > 1:
+      train_trials(todo_configs, todo_dirs, [names[i] for i, _ in todo])
+    else:
+      train_one_after_another(todo_configs, todo_dirs)
+    seconds = time.perf_counter() - tic
+    for i, c in todo:
+      timing = record["timing"].setdefault(names[i], {"seconds": 0.0, "steps": 0})
+      timing["seconds"] += seconds / (1 if vectorize else len(todo))
+      timing["steps"] = c.train.num_steps
+      timing["trials_in_program"] = len(todo) if vectorize else 1
+    _save_record(workdir, record)
+
+  if strategy == "pbt":
+    if len(groups) > 1:
+      raise UserError(
+        "--strategy=pbt trains the population as one program: its trials may differ only in "
+        f"the seed and numbers ({', '.join(vector_fields())})"
+      )
+    train_group(groups[0], configs)
+  elif strategy == "halving":
+
+    def train_to(alive, rung_configs):
+      by_index = dict(zip(alive, rung_configs))
+      for group in group_trials(rung_configs, True, max_stack):
+        train_group([alive[j] for j in group], [by_index[alive[j]] for j in group])
+
+    record["halving"] = successive_halving(configs, names, workdirs, quality, train_to)
+    _save_record(workdir, record)
+  else:
+    for group in groups:
+      train_group(group, [configs[i] for i in group])
+  return summarize(workdir, names, trials, quality, record)
+
+
+def _open_record(workdir: str, names: list[str], trials: list[dict], strategy: str) -> dict:
+  """WORKDIR/sweep.json: the trials, the strategy and timings; a rerun must be the same sweep."""
+  path = os.path.join(workdir, "sweep.json")
+  record = {
+    "trials": [{"name": n, "overrides": t} for n, t in zip(names, trials)],
+    "strategy": strategy,
+    "timing": {},
+  }
+  if os.path.exists(path):
+    with open(path) as f:
       old = json.load(f)
     if old["trials"] != json.loads(json.dumps(record["trials"])):
       raise UserError(f"{workdir} holds another sweep (its trials differ); use a new --workdir")
-    record["timing"] = old.get("timing", {})
-  for group in group_trials(configs, vectorize, max_stack):
-    todo = [i for i in group if not _finished(configs[i], workdirs[i])]
-    if not todo:
-      continue
-    print(
-      f"training {', '.join(names[i] for i in todo)}{' vectorised' if len(todo) > 1 else ''}",
-      flush=True,
-    )
-    tic = time.perf_counter()
-    if len(todo) == 1:
-      train.train_and_evaluate(configs[todo[0]], workdirs[todo[0]])
-    else:
-      train_trials(
-        [configs[i] for i in todo], [workdirs[i] for i in todo], [names[i] for i in todo]
+    if old.get("strategy", "grid") != strategy:
+      raise UserError(
+        f"{workdir} holds a sweep of --strategy={old.get('strategy', 'grid')}; rerun it with "
+        "that strategy or use a new --workdir"
       )
-    seconds = time.perf_counter() - tic
-    for i in todo:
-      record["timing"][names[i]] = {"seconds": seconds, "trials_in_program": len(todo)}
-    with open(record_path, "w") as f:
-      json.dump(record, f, indent=2)
-  return summarize(workdir, names, trials, record["timing"])
+    record["timing"] = old.get("timing", {})
+  return record
 
 
-def summarize(workdir: str, names: list[str], trials: list[dict], timing: dict) -> list[dict]:
-  """sweep.csv (one row per trial) and sweep.png (every trial's loss curves)."""
-  rows, curves = [], {}
+def _save_record(workdir: str, record: dict) -> None:
+  reporting.write_atomically(os.path.join(workdir, "sweep.json"), json.dumps(record, indent=2))
+
+
+def summarize(
+  workdir: str,
+  names: list[str],
+  trials: list[dict],
+  quality: ranking.Quality | None,
+  record: dict,
+) -> list[dict]:
+  """sweep.csv (one row per trial, best first), summary.md (the settings, each over its seeds,
+  best first), sweep.png, TensorBoard's HParams, and for population-based training the lineage
+  in sweep.json and lineage.png. Everything written is a function of the trials' metrics, so a
+  resumed sweep writes the same files as an uninterrupted one."""
+  lineage = population.read_lineage(workdir)
+  numbers = population.final_numbers(trials, names, lineage)
+  stopped = record.get("halving", {}).get("stopped", {})
+  curves = {n: reporting.read_metrics(os.path.join(workdir, n, "metrics.jsonl")) for n in names}
+  finals = {n: ranking.final_evaluation(os.path.join(workdir, n)) for n in names}
   fields = sorted({k for t in trials for k in t})
-  for name, overrides in zip(names, trials):
-    records = reporting.read_metrics(os.path.join(workdir, name, "metrics.jsonl"))
-    curves[name] = records
+  rows = []
+  for name, overrides, final in zip(names, trials, numbers):
     last = {}  # each metric's latest value: the losses' and the evaluation's records differ
-    for record in records:
-      last.update(record)
-    steps = run_dir.read_config(os.path.join(workdir, name)).train.num_steps
-    t = timing.get(name, {})
+    for r in curves[name]:
+      last.update(r)
+    row = {"trial": name, **{f: overrides.get(f, "") for f in fields}}
+    if lineage:
+      row |= {f"final {f}": final[f] for f in population.perturbable_fields(trials)}
+      row["copies"] = sum(e["trial"] == name for e in lineage)
+    if stopped:
+      row["stopped at"] = stopped.get(name, "")
     rows.append(
-      {
-        "trial": name,
-        **{f: overrides.get(f, "") for f in fields},
-        "step": last.get("step", ""),
-        **{k: v for k, v in last.items() if k != "step"},
-        "steps_per_sec": round(steps / t["seconds"], 3) if t else "",
-        "trials_in_program": t.get("trials_in_program", ""),
-      }
+      {**row, "step": last.get("step", ""), **{k: v for k, v in last.items() if k != "step"}}
     )
+  if quality:  # halving: the trials that went further first
+    rows.sort(key=lambda r: (-r["step"] if stopped else 0, *quality.key(finals[r["trial"]])))
   columns = list(dict.fromkeys(k for r in rows for k in r))
   with open(os.path.join(workdir, "sweep.csv"), "w", newline="") as f:
     writer = csv.DictWriter(f, columns, restval="")
     writer.writeheader()
     writer.writerows(rows)
-  plotting.save_overlay(curves, os.path.join(workdir, "sweep.png"))
+  groups = ranking.settings(trials, names, finals)
+  summary = ranking.settings_table(groups, quality) if quality else ""
+  reporting.write_atomically(os.path.join(workdir, "summary.md"), summary + "\n")
+  metric = quality.metrics[0] if quality else ""
+  plotting.save_sweep(groups, metric, curves, os.path.join(workdir, "sweep.png"))
+  if lineage:
+    plotting.save_lineage(lineage, names, trials, os.path.join(workdir, "lineage.png"))
+    record["lineage"] = lineage
+    _save_record(workdir, record)
+  ranking.write_hparams(workdir, names, numbers, quality)
   return rows

@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from gan_jax import hyper, train, trials
+from gan_jax import UserError, experiment, hyper, ranking, train, trials
 
-from conftest import run_python, tiny_toy_config
+from conftest import load_experiment, run_python, tiny_toy_config
 
 
 def test_hyper_helpers():
@@ -42,6 +42,11 @@ def _curve(path):
     return [json.loads(line) for line in f]
 
 
+def _losses(path):
+  """The loss records of a run (a sweep also evaluates each trial at its end)."""
+  return [r for r in _curve(path) if "d_loss" in r]
+
+
 def test_vectorised_trial_equals_the_trial_alone(tmp_path):
   # spectral norm: its power-iteration state is stacked per trial like the parameters
   base = tiny_toy_config(
@@ -55,11 +60,11 @@ def test_vectorised_trial_equals_the_trial_alone(tmp_path):
   trials.run_sweep(base, sweep, str(tmp_path / "sweep"))
   record = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
   assert all(t["trials_in_program"] == 3 for t in record["timing"].values())  # one program
-  curves = [_curve(tmp_path / "sweep" / f"trial_{k:03d}") for k in range(3)]
+  curves = [_losses(tmp_path / "sweep" / f"trial_{k:03d}") for k in range(3)]
   assert curves[0] != curves[1]
   for k in (1, 2):
     train.train_and_evaluate(trials.trial_config(base, sweep[k]), str(tmp_path / f"alone{k}"))
-    alone = _curve(tmp_path / f"alone{k}")
+    alone = _losses(tmp_path / f"alone{k}")
     assert [r["step"] for r in alone] == [r["step"] for r in curves[k]]
     for key in ("d_loss", "g_loss", "d_grad_norm", "r1"):
       np.testing.assert_allclose(
@@ -91,15 +96,22 @@ def test_sweep_resumes_and_skips_finished_trials(tmp_path, monkeypatch):
   trials.run_sweep(tiny_toy_config(**{"train.num_steps": 4}), sweep, workdir)
   rows = trials.run_sweep(tiny_toy_config(**{"train.num_steps": 8}), sweep, workdir)  # resumes
   assert [r["step"] for r in rows] == [8, 8]
-  assert [r["step"] for r in _curve(os.path.join(workdir, "trial_001"))] == [2, 4, 6, 8]
+  assert [r["step"] for r in _losses(os.path.join(workdir, "trial_001"))] == [2, 4, 6, 8]
   retrained = lambda *a, **k: pytest.fail("re-trained a finished trial")
   monkeypatch.setattr(trials, "train_trials", retrained)
   monkeypatch.setattr(train, "train_and_evaluate", retrained)
   rows = trials.run_sweep(tiny_toy_config(**{"train.num_steps": 8}), sweep, workdir)
   with open(os.path.join(workdir, "sweep.csv")) as f:
     table = list(csv.DictReader(f))
-  assert [t["trial"] for t in table] == ["trial_000", "trial_001"] and table[1]["seed"] == "1"
-  assert float(table[0]["steps_per_sec"]) > 0 and table[0]["g_loss"]
+  # best first: more modes, then more samples of high quality (each trial's final evaluation)
+  finals = {
+    t["trial"]: (-float(t["eval/modes"]), -float(t["eval/high_quality_percent"])) for t in table
+  }
+  assert [t["trial"] for t in table] == sorted(finals, key=lambda n: (finals[n], n))
+  assert {t["trial"]: t["seed"] for t in table} == {"trial_000": "0", "trial_001": "1"}
+  assert all(t["g_loss"] and t["step"] == "8" for t in table)
+  record = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+  assert record["timing"]["trial_000"]["seconds"] > 0  # timings there, not in sweep.csv
   with pytest.raises(Exception, match="another sweep"):
     trials.run_sweep(tiny_toy_config(), [{"seed": 5}], workdir)
 
@@ -124,7 +136,12 @@ def test_sweep_command_runs_twelve_trials_of_an_experiment(tmp_path):
   with open(workdir / "sweep.csv") as f:
     table = list(csv.DictReader(f))
   assert len(table) == 12 and all(row["step"] == "6" for row in table)
-  assert {row["trials_in_program"] for row in table} == {"12"}
+  record = json.loads((workdir / "sweep.json").read_text())
+  assert {t["trials_in_program"] for t in record["timing"].values()} == {12}
+  # the terminal's summary: the best settings, each over its 3 seeds, as in summary.md
+  summary = (workdir / "summary.md").read_text().splitlines()
+  assert len(summary) == 2 + 4 and "| 1 | optimizer.g.lr=" in summary[2]
+  assert "\n".join(summary[:6]) in result.stdout
   assert (workdir / "sweep.png").stat().st_size > 0
   assert (workdir / "trial_011" / "samples" / "step_0000006.png").exists()
 
@@ -185,3 +202,56 @@ def test_table_command_summarises_each_row_over_its_seeds(tmp_path):
   assert lines["GAN"][1] == "6.3 ± 0.5" and lines["PacGAN2"][1] == "—"
   with open(workdir / "sweep.csv") as f:  # each trial's last losses and its final evaluation
     assert all(row["g_loss"] and row["eval/modes"] for row in csv.DictReader(f))
+
+
+def test_quality_metric_is_checked_against_what_the_data_reports():
+  toy, images = tiny_toy_config(), load_experiment("dcgan")
+  assert ranking.quality(toy) == ranking.Quality(("modes", "high_quality_percent"), ("max", "max"))
+  assert ranking.quality(images) is None  # no classifier: nothing measures quality
+  images.eval_classifier = "runs/classifier"
+  assert ranking.quality(images) == ranking.Quality(("fid", "kid"), ("min", "min"))
+  images.sweep.metric, images.sweep.goal = "recall", "min"
+  assert ranking.quality(images) == ranking.Quality(("recall",), ("min",))
+  for field, value, message in (
+    ("metric", "sharpness", "unknown metric 'sharpness'"),
+    ("metric", "modes", "config.sweep.metric=modes is not reported for data.source=tfds"),
+  ):
+    images.sweep[field] = value
+    with pytest.raises(UserError, match=message):
+      ranking.quality(images)
+  images.sweep.metric, images.eval_classifier = "fid", ""
+  with pytest.raises(UserError, match="config.eval_classifier=DIR"):
+    ranking.quality(images)
+
+
+def test_settings_aggregate_their_seeds():
+  sweep = hyper.product(hyper.sweep("optimizer.d.lr", [1e-4, 1e-3]), hyper.sweep("seed", [0, 1, 2]))
+  names = [f"trial_{i:03d}" for i in range(6)]
+  modes = [3, 5, 4, 8, 8, 7]
+  values = {
+    n: {"modes": m, "high_quality_percent": 10.0 * i} for i, (n, m) in enumerate(zip(names, modes))
+  }
+  groups = ranking.settings(sweep, names, values)
+  assert [g.overrides for g in groups] == [{"optimizer.d.lr": 1e-4}, {"optimizer.d.lr": 1e-3}]
+  assert [g.trials for g in groups] == [names[:3], names[3:]]
+  table = ranking.settings_table(groups, ranking.quality(tiny_toy_config())).splitlines()
+  best = np.array([8, 8, 7.0])
+  expected = f"{best.mean():.4g} ± {best.std(ddof=1) / np.sqrt(3):.2g} [7, 8]"
+  assert table[2] == f"| 1 | optimizer.d.lr=0.001 | 3 | {expected} | 40 ± 5.8 [30, 50] |"
+  assert table[3].startswith("| 2 | optimizer.d.lr=0.0001 | 3 | 4 ± 0.58 [3, 5] |")
+
+
+def test_trials_one_after_another_share_one_compiled_step(tmp_path, monkeypatch):
+  built = []
+  build = experiment.build
+  monkeypatch.setattr(experiment, "build", lambda *a: built.append(build(*a)) or built[-1])
+  sweep = [{"seed": 0}, {"seed": 1, "optimizer.d.lr": 1e-3}, {"seed": 2, "ema_decay": 0.9}]
+  trials.run_sweep(tiny_toy_config(**{"train.num_steps": 4}), sweep, str(tmp_path), False)
+  assert len(built) == 1 and built[0].step._cache_size() == 1
+  curves = [_curve(tmp_path / f"trial_{k:03d}") for k in range(3)]
+  assert curves[0] != curves[1] != curves[2]  # each trial its own seed and numbers
+  hparams = [f for f in os.listdir(tmp_path) if f.endswith(".hparams")]
+  assert len(hparams) == 1  # TensorBoard's HParams: the sweep's config, and a session per trial
+  assert all(
+    any(f.endswith(".hparams") for f in os.listdir(tmp_path / f"trial_{k:03d}")) for k in range(3)
+  )

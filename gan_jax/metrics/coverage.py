@@ -1,8 +1,12 @@
 """Mode coverage: of the 2-D toy mixtures (PacGAN/VEEGAN protocol) and of a dataset's classes."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.data import toy
+
+TOY_METRICS = ("modes", "num_modes", "high_quality_percent")  # in the order reported
 
 
 def toy_mode_coverage(samples, dataset: str) -> dict:
@@ -12,11 +16,24 @@ def toy_mode_coverage(samples, dataset: str) -> dict:
   distance = np.linalg.norm(np.asarray(samples)[:, None] - centres[None], axis=-1)
   high_quality = distance.min(1) <= 3 * sigma
   captured = np.unique(distance.argmin(1)[high_quality])
-  return {
+  return {  # TOY_METRICS
     "modes": int(len(captured)),
     "num_modes": int(len(centres)),
     "high_quality_percent": float(100 * high_quality.mean()),
   }
+
+
+def toy_mode_coverage_traced(samples, dataset: str) -> dict:
+  """toy_mode_coverage as traced arrays, for samples on device (vmapped over a sweep's trials)."""
+  centres, sigma = toy.modes(dataset)
+  distance = jnp.linalg.norm(samples[:, None] - jnp.asarray(centres)[None], axis=-1)
+  high_quality = distance.min(1) <= 3 * sigma
+  per_mode = jax.ops.segment_max(high_quality.astype(jnp.int32), distance.argmin(1), len(centres))
+  return dict(
+    modes=jnp.sum(per_mode > 0),
+    num_modes=jnp.asarray(len(centres)),
+    high_quality_percent=100 * high_quality.mean(),
+  )
 
 
 def class_coverage(logits) -> dict:

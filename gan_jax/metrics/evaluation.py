@@ -30,6 +30,27 @@ def default_num_samples(config) -> int:
   return {"toy": 2500, "stacked_mnist": 26000}.get(config.data.source, 10000)
 
 
+# Each scalar metric an evaluation reports, with its better direction.
+GOALS = {
+  "toy": {"modes": "max", "high_quality_percent": "max"},
+  "stacked_mnist": {"modes": "max", "mode_kl_to_uniform": "min"},
+  "images": {
+    **{"fid": "min", "kid": "min", "precision": "max", "recall": "max"},
+    **{"inception_score": "max", "classes": "max", "class_kl_to_uniform": "min"},
+  },
+  "conditional": {"conditional_accuracy": "max"},
+}
+
+
+def goals(config) -> dict[str, str]:
+  """The scalar metrics an evaluation of `config` reports (given the classifier that image metrics
+  need), each with its better direction. The first is the data's default for ranking a sweep's
+  trials (config.sweep.metric), the second breaks its ties."""
+  if config.data.source in ("toy", "stacked_mnist"):
+    return GOALS[config.data.source]
+  return GOALS["images"] | (GOALS["conditional"] if config.model.num_classes else {})
+
+
 def real_reference(config, extractor: extractors.Extractor, split: str, cache_dir: str) -> dict:
   """Mean, covariance and up to MAX_KERNEL_SAMPLES features of a real split, cached in
   `cache_dir` under a name keyed by what the data is (source, name or path, split, size and a
