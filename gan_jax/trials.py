@@ -123,7 +123,8 @@ class StackedRuns:
     if not self.population or not self.population.due(step, num_steps):
       return state
     results = self.evaluate(step, state)
-    return self.population.exploit_and_explore(step, state, results)
+    state = self.population.exploit_and_explore(step, state, results)
+    return jax.device_put(state, parallel.state_sharding(self.exp.mesh))  # as the step takes it
 
   def record(self, step: int, metrics) -> None:
     self.metrics.push(step, metrics)
@@ -156,18 +157,24 @@ class StackedRuns:
       in_order = lambda k: {name: stacked[name][k] for name in TOY_METRICS}  # as on the host
       results = [run.write_evaluation(step, in_order(k)) for k, run in enumerate(self.runs)]
     else:
-      results = [run.evaluate(step, _trial(state, k)) for k, run in enumerate(self.runs)]
+      results = self._each_trial("evaluate", step, state)
     self.evaluated = (step, results)
     return results
 
-  def _each_trial(self, action: str, step: int, state: TrainState) -> None:
+  def _each_trial(self, action: str, step: int, state: TrainState) -> list:
     """RunDirectory.`action` of every trial, on its slice of the stacked state."""
-    for k, run in enumerate(self.runs):
-      getattr(run, action)(step, _trial(state, k))
+    return [getattr(run, action)(step, state) for run, state in zip(self.runs, _trials(state))]
 
 
 def _trial(tree, k: int):
   return jax.tree.map(lambda x: x[k], tree)
+
+
+def _trials(state: TrainState) -> list[TrainState]:
+  """Each trial's state, sliced on the host: slicing the device arrays would compile a program
+  for every shape of leaf."""
+  host = jax.device_get(state)
+  return [jax.device_put(_trial(host, k)) for k in range(len(host.step))]
 
 
 def train_trials(configs, workdirs, names, population=None) -> TrainState:
@@ -187,7 +194,9 @@ def train_trials(configs, workdirs, names, population=None) -> TrainState:
   with StackedRuns(exp, configs, workdirs, names, population) as runs:
     states = runs.restore([exp.init_state(c) for c in configs])
     start = int(jax.device_get(states[0].step))
-    state = jax.device_put(jax.tree.map(lambda *xs: jnp.stack(xs), *states), sharding)
+    # stacked on the host: jnp.stack would compile a program for every shape of leaf
+    state = jax.tree.map(lambda *xs: np.stack(xs), *jax.device_get(states))
+    state = jax.device_put(state, sharding)
     keys = jax.device_put(jnp.stack([run.keys["train"] for run in runs.runs]), sharding)
     del states
     runs.open(start)
