@@ -230,9 +230,6 @@ def _finished(config, workdir: str) -> bool:
     mngr.close()
 
 
-STRATEGIES = ("grid", "pbt", "halving")
-
-
 def run_sweep(
   base: ml_collections.ConfigDict,
   trials: list[dict],
@@ -252,6 +249,7 @@ def run_sweep(
   """
   if vectorize is None:
     vectorize = jax.default_backend() != "cpu"
+  config_lib.validate(base)
   quality = ranking.quality(base)
   if strategy != "grid" and quality is None:
     raise UserError(
@@ -260,13 +258,21 @@ def run_sweep(
     )
   configs = [trial_config(base, t) for t in trials]
   for c in configs:
+    config_lib.validate(c)  # before anything is written
     if quality and not c.eval_every:
       c.eval_every = c.train.num_steps  # measure the metric at the end
+  groups = group_trials(configs, True, len(configs) if strategy == "pbt" else max_stack)
+  if strategy == "pbt":
+    population.perturbable_fields(trials)
+    if len(groups) > 1:
+      raise UserError(
+        "--strategy=pbt trains the population as one program: its trials may differ only in "
+        f"the seed and numbers ({', '.join(vector_fields())})"
+      )
   names = [f"trial_{i:03d}" for i in range(len(trials))]
   workdirs = [os.path.join(workdir, n) for n in names]
   os.makedirs(workdir, exist_ok=True)
   record = _open_record(workdir, names, trials, strategy)
-  groups = group_trials(configs, True, len(configs) if strategy == "pbt" else max_stack)
 
   def train_group(group: list[int], group_configs) -> None:
     todo = [(i, c) for i, c in zip(group, group_configs) if not _finished(c, workdirs[i])]
@@ -294,11 +300,6 @@ def run_sweep(
     _save_record(workdir, record)
 
   if strategy == "pbt":
-    if len(groups) > 1:
-      raise UserError(
-        "--strategy=pbt trains the population as one program: its trials may differ only in "
-        f"the seed and numbers ({', '.join(vector_fields())})"
-      )
     train_group(groups[0], configs)
   elif strategy == "halving":
 
