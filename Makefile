@@ -37,6 +37,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/sweep_throughput.py --trials=8 --experiment=toy_ring
 	$(PY) benchmarks/sweep_throughput.py --trials=8 --experiment=dcgan --steps=10 --repeats=3 \
 	    --json=benchmarks/sweep_throughput_dcgan.json
+	$(PY) benchmarks/sweep_overhead.py --experiment=toy_ring --steps=300
 
 clean:
 	rm -rf runs/demo .pytest_cache
