@@ -6,6 +6,8 @@ directory contract of gan_jax.main (gan_jax.trials says which trials share a pro
 and interrupted ones resume. The trials are ranked by config.sweep.metric: WORKDIR/sweep.csv (every
 trial, best first), summary.md (settings over their seeds), sweep.png and TensorBoard's HParams
 (`tensorboard --logdir WORKDIR`) summarise the sweep;
+with --multihost (the same command in every process of a jax.distributed job) each process trains
+its share of the trials and process 0 writes the summary;
 an experiment that reproduces a published table (its `TABLE`, gan_jax.tables) also gets
 WORKDIR/table.md, its rows beside the paper's numbers.
 """
@@ -14,7 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gan_jax import UserError
-from gan_jax.cli import fail, load_config, parse_flags, stopped
+from gan_jax.cli import define_multihost_flags, fail, load_config, parse_flags, stopped
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "experiment file with get_sweep()", lock_config=True
@@ -36,6 +38,8 @@ _STRATEGY = flags.DEFINE_enum(
   "(config.pbt); halving: successive halving (config.halving)",
 )
 
+_HOSTS = define_multihost_flags()
+
 
 def main(argv: list[str]) -> None:
   base = load_config(argv, _CONFIG, _WORKDIR)
@@ -46,6 +50,8 @@ def main(argv: list[str]) -> None:
   try:
     cpu.configure(base.parallel.cpu_devices, base.parallel.cpu_async_dispatch)
     sweep = trials.load_trials(config_file)
+    if _HOSTS.multihost.value:
+      _join(_HOSTS)
     vectorize = {"auto": None, "true": True, "false": False}[_VECTORIZE.value]
     rows = trials.run_sweep(
       base, sweep, _WORKDIR.value, vectorize, _MAX_STACK.value, _STRATEGY.value
@@ -54,6 +60,8 @@ def main(argv: list[str]) -> None:
     fail(str(e))
   except train.Stopped as e:
     stopped(e)
+  if not rows:  # a multi-host sweep's other processes: process 0 summarises
+    return
   with open(f"{_WORKDIR.value}/summary.md") as f:
     best = f.read().strip().splitlines()
   if best:
@@ -65,6 +73,24 @@ def main(argv: list[str]) -> None:
   if table:
     print(tables.write(table, _WORKDIR.value, [row["trial"] for row in rows], sweep))
     print(f"{_WORKDIR.value}/table.md")
+
+
+def _join(hosts) -> None:
+  """Join the multi-host job: its coordinator from the flags or from a cluster JAX detects."""
+  from gan_jax import parallel
+
+  try:
+    parallel.initialize_multihost(
+      hosts.coordinator.value,
+      hosts.num_processes.value,
+      hosts.process_id.value,
+      hosts.peer_timeout.value,
+    )
+  except ValueError as e:
+    raise UserError(
+      f"--multihost: {e} (--coordinator=HOST:PORT --num_processes=N --process_id=I, or a "
+      "cluster that JAX detects such as SLURM)"
+    ) from e
 
 
 if __name__ == "__main__":

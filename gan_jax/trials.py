@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
 from gan_jax import (
   UserError,
@@ -241,6 +242,10 @@ def run_sweep(
   """Train every trial not yet finished; returns the summary rows (also in sweep.csv), best
   first by the sweep's quality metric.
 
+  In a multi-host job (jax.distributed, the same command in every process) process p of P trains
+  trials p, p + P, p + 2P, ... on its own devices and writes their run directories; after all
+  have finished, process 0 writes the summary and returns its rows (the others return []).
+
   strategy "grid" trains every trial to the end; "pbt" and "halving" as gan_jax.population says.
   Trials of one program share one compiled step, stacked when `vectorize`, else one after
   another. vectorize=None: on accelerators only (on XLA:CPU a vmapped convolution with per-trial
@@ -262,6 +267,12 @@ def run_sweep(
     if quality and not c.eval_every:
       c.eval_every = c.train.num_steps  # measure the metric at the end
   groups = group_trials(configs, True, len(configs) if strategy == "pbt" else max_stack)
+  process, processes = jax.process_index(), jax.process_count()
+  if strategy == "pbt" and processes > 1:
+    raise UserError(
+      "--strategy=pbt exchanges states between trials of one program, on one host: run it "
+      "without --multihost"
+    )
   if strategy == "pbt":
     population.perturbable_fields(trials)
     if len(groups) > 1:
@@ -275,7 +286,8 @@ def run_sweep(
   record = _open_record(workdir, names, trials, strategy)
 
   def train_group(group: list[int], group_configs) -> None:
-    todo = [(i, c) for i, c in zip(group, group_configs) if not _finished(c, workdirs[i])]
+    todo = [(i, c) for i, c in zip(group, group_configs) if i % processes == process]
+    todo = [(i, c) for i, c in todo if not _finished(c, workdirs[i])]
     if not todo:
       return
     if strategy == "pbt":  # the population moves as one
@@ -299,21 +311,33 @@ def run_sweep(
       timing["trials_in_program"] = len(todo) if vectorize else 1
     _save_record(workdir, record)
 
-  if strategy == "pbt":
-    train_group(groups[0], configs)
-  elif strategy == "halving":
+  def train_all() -> None:
+    if strategy == "pbt":
+      train_group(groups[0], configs)
+    elif strategy == "halving":
 
-    def train_to(alive, rung_configs):
-      by_index = dict(zip(alive, rung_configs))
-      for group in group_trials(rung_configs, True, max_stack):
-        train_group([alive[j] for j in group], [by_index[alive[j]] for j in group])
+      def train_to(alive, rung_configs):
+        by_index = dict(zip(alive, rung_configs))
+        for group in group_trials(rung_configs, True, max_stack):
+          train_group([alive[j] for j in group], [by_index[alive[j]] for j in group])
+        _every_process_here(f"rung {rung_configs[0].train.num_steps}")  # then all rank alike
 
-    record["halving"] = successive_halving(configs, names, workdirs, quality, train_to)
-    _save_record(workdir, record)
-  else:
-    for group in groups:
-      train_group(group, [configs[i] for i in group])
-  return summarize(workdir, names, trials, quality, record)
+      record["halving"] = successive_halving(configs, names, workdirs, quality, train_to)
+      _save_record(workdir, record)
+    else:
+      for group in groups:
+        train_group(group, [configs[i] for i in group])
+
+  with parallel.processes_apart(processes > 1):  # each process its own trials and devices
+    train_all()
+  _every_process_here("every trial trained")
+  return summarize(workdir, names, trials, quality, record) if process == 0 else []
+
+
+def _every_process_here(what: str) -> None:
+  """A barrier of a multi-host sweep's processes (nothing on one host)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"gan_jax.sweep: {what}")
 
 
 def _open_record(workdir: str, names: list[str], trials: list[dict], strategy: str) -> dict:
@@ -339,7 +363,9 @@ def _open_record(workdir: str, names: list[str], trials: list[dict], strategy: s
 
 
 def _save_record(workdir: str, record: dict) -> None:
-  reporting.write_atomically(os.path.join(workdir, "sweep.json"), json.dumps(record, indent=2))
+  if jax.process_index() == 0:
+    path = os.path.join(workdir, "sweep.json")
+    reporting.write_atomically(path, json.dumps(record, indent=2))
 
 
 def summarize(

@@ -98,3 +98,56 @@ def test_a_dead_process_stops_the_other_with_one_line(tmp_path):
   assert lines[0].startswith("error: another process of this multi-host run stopped")
   victim.communicate(timeout=60)
   assert victim.returncode == 128 + signal.SIGKILL
+
+
+SWEEP_EXPERIMENT = """
+from gan_jax.config import toy_config
+
+
+def get_config():
+  c = toy_config("ring8")
+  c.model.g_hidden, c.model.d_hidden, c.model.init_std = (16,), (16,), 0.0
+  c.train.batch_size, c.train.num_steps, c.log_every = 8, 6, 2
+  c.sample_every, c.checkpoint_every, c.num_samples, c.eval_samples = 6, 6, 16, 200
+  c.parallel.cpu_devices = 1
+  return c
+
+
+def get_sweep(hyper):
+  return hyper.product(hyper.sweep("optimizer.d.lr", [1e-4, 1e-3]), hyper.sweep("seed", [0, 1]))
+"""
+
+
+def test_a_sweep_over_two_processes_equals_the_sweep_in_one(tmp_path):
+  """Each process trains its trials (0 and 2, or 1 and 3) and writes only their run directories;
+  process 0 writes the summary, the same file as one process's sweep of the same trials."""
+  experiment = tmp_path / "sweep4.py"
+  experiment.write_text(SWEEP_EXPERIMENT)
+  sweep = [sys.executable, "-m", "gan_jax.sweep", f"--config={experiment}"]
+  port = _free_port()
+  hosts = [f"--coordinator=localhost:{port}", "--num_processes=2", "--multihost"]
+  runs = [
+    subprocess.Popen(
+      [*sweep, f"--workdir={tmp_path / 'two'}", *hosts, f"--process_id={i}"],
+      cwd=ROOT,
+      env=_env(),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
+  outputs = _finish(runs)
+  one = subprocess.run(
+    [*sweep, f"--workdir={tmp_path / 'one'}"], cwd=ROOT, env=_env(), capture_output=True, text=True
+  )
+  assert one.returncode == 0, one.stderr[-3000:]
+  assert "| rank |" in outputs[0][0] and "| rank |" not in outputs[1][0]  # summarised once
+  for k in range(4):
+    trial = f"trial_{k:03d}"
+    owner = (tmp_path / "two" / trial / "lock").read_text()
+    assert owner.startswith(f"pid {runs[k % 2].pid} "), (trial, owner)
+    metrics = [(tmp_path / run / trial / "metrics.jsonl").read_text() for run in ("two", "one")]
+    assert metrics[0] == metrics[1] and "eval/modes" in metrics[0], trial
+  for name in ("sweep.csv", "summary.md"):
+    assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text()
