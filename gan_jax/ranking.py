@@ -119,12 +119,17 @@ def spread(values: np.ndarray) -> str:
 
 
 def settings_table(groups: list[Setting], q: Quality) -> str:
-  """The settings as a Markdown table, best first by their mean over seeds."""
-  ranked = sorted(groups, key=lambda s: q.key(s.mean_values()))
-  header = ["rank", "setting", "seeds", *(f"{m} ({g})" for m, g in zip(q.metrics, q.goals))]
+  """The settings as a Markdown table, best first by their mean over seeds; settings whose trials
+  trained further (successive halving) first."""
+  furthest = lambda s: -max(s.metric("step"), default=0)
+  ranked = sorted(groups, key=lambda s: (furthest(s), *q.key(s.mean_values())))
+  header = ["rank", "setting", "seeds", "steps"]
+  header += [f"{m} ({g})" for m, g in zip(q.metrics, q.goals)]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for rank, s in enumerate(ranked, 1):
-    cells = [str(rank), s.label(), str(len(s.trials)), *(spread(s.metric(m)) for m in q.metrics)]
+    steps = "/".join(str(int(step)) for step in sorted(set(s.metric("step")), reverse=True))
+    cells = [str(rank), s.label(), str(len(s.trials)), steps or "—"]
+    cells += [spread(s.metric(m)) for m in q.metrics]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 

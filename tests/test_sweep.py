@@ -229,7 +229,8 @@ def test_settings_aggregate_their_seeds():
   names = [f"trial_{i:03d}" for i in range(6)]
   modes = [3, 5, 4, 8, 8, 7]
   values = {
-    n: {"modes": m, "high_quality_percent": 10.0 * i} for i, (n, m) in enumerate(zip(names, modes))
+    n: {"step": 100, "modes": m, "high_quality_percent": 10.0 * i}
+    for i, (n, m) in enumerate(zip(names, modes))
   }
   groups = ranking.settings(sweep, names, values)
   assert [g.overrides for g in groups] == [{"optimizer.d.lr": 1e-4}, {"optimizer.d.lr": 1e-3}]
@@ -237,8 +238,8 @@ def test_settings_aggregate_their_seeds():
   table = ranking.settings_table(groups, ranking.quality(tiny_toy_config())).splitlines()
   best = np.array([8, 8, 7.0])
   expected = f"{best.mean():.4g} ± {best.std(ddof=1) / np.sqrt(3):.2g} [7, 8]"
-  assert table[2] == f"| 1 | optimizer.d.lr=0.001 | 3 | {expected} | 40 ± 5.8 [30, 50] |"
-  assert table[3].startswith("| 2 | optimizer.d.lr=0.0001 | 3 | 4 ± 0.58 [3, 5] |")
+  assert table[2] == f"| 1 | optimizer.d.lr=0.001 | 3 | 100 | {expected} | 40 ± 5.8 [30, 50] |"
+  assert table[3].startswith("| 2 | optimizer.d.lr=0.0001 | 3 | 100 | 4 ± 0.58 [3, 5] |")
 
 
 def test_trials_one_after_another_share_one_compiled_step(tmp_path, monkeypatch):
