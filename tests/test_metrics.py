@@ -2,11 +2,13 @@
 
 import warnings
 
+import jax
 import numpy as np
 import pytest
 
 from gan_jax import metrics
 from gan_jax.data import stacked_mnist, toy
+from gan_jax.metrics import coverage
 
 RNG = np.random.default_rng(0)
 
@@ -105,6 +107,18 @@ def test_toy_mode_coverage_on_placed_samples():
   far = np.zeros((50, 2))  # the centre: nearest to some mode, too far
   result = metrics.toy_mode_coverage(np.concatenate([good, far]), "ring8")
   assert result == {"modes": 5, "num_modes": 8, "high_quality_percent": 50.0}
+  # as a sweep computes it on device, for every stacked trial at once
+  trials = np.stack([np.concatenate([good, far]), np.concatenate([good[:10], far, good[10:]])])
+  on_device = jax.vmap(lambda x: coverage.toy_mode_coverage_traced(x, "ring8"))(trials)
+  assert jax.tree.map(lambda v: v.tolist(), on_device) == {
+    "modes": [5, 5],
+    "num_modes": [8, 8],
+    "high_quality_percent": [50.0, 50.0],
+  }
+  random = np.random.default_rng(0).normal(size=(2500, 2))
+  expected = metrics.toy_mode_coverage(random, "ring8")
+  traced = coverage.toy_mode_coverage_traced(random, "ring8")
+  assert {k: float(v) for k, v in traced.items()} == pytest.approx(expected)
 
 
 def test_class_coverage():
