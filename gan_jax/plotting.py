@@ -67,11 +67,7 @@ def save_overlay(curves: dict[str, list[dict]], path: str, keys=("d_loss", "g_lo
     ax.set_title(key)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-  if len(curves) <= 16:
-    axes[0][-1].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  _finish(fig, axes, path, len(curves) <= 16, fontsize=7)
 
 
 def _colour(i: int, n: int):
@@ -117,11 +113,7 @@ def save_sweep(
     ax.set_title(key)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-  if n <= 20:
-    axes[0][-1].legend(fontsize=6)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  _finish(fig, axes, path, n <= 20)
 
 
 def save_lineage(lineage: list[dict], names: list[str], trials: list[dict], path: str) -> None:
@@ -146,8 +138,13 @@ def save_lineage(lineage: list[dict], names: list[str], trials: list[dict], path
     ax.set_title(field)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-  if len(names) <= 20:
-    axes[0][-1].legend(fontsize=6)
+  _finish(fig, axes, path, len(names) <= 20)
+
+
+def _finish(fig, axes, path: str, legend: bool, fontsize: int = 6) -> None:
+  """Label the last panel (when the legend would be readable) and write the figure."""
+  if legend:
+    axes[0][-1].legend(fontsize=fontsize)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)

@@ -35,10 +35,14 @@ def _free_port() -> int:
 
 def _start(workdir, *args):
   """The two processes of a multi-host run."""
-  port = _free_port()
   command = [sys.executable, "-m", "gan_jax.main", *TOY_ARGS, *LOGGING, f"--workdir={workdir}"]
-  command += [*args, "--config.parallel.cpu_devices=2", "--multihost", "--peer_timeout=15"]
-  command += [f"--coordinator=localhost:{port}", "--num_processes=2"]
+  return _processes([*command, *args, "--config.parallel.cpu_devices=2", "--peer_timeout=15"])
+
+
+def _processes(command):
+  """`command` as the two processes of a multi-host job, on a local coordinator."""
+  port = _free_port()
+  command = [*command, "--multihost", f"--coordinator=localhost:{port}", "--num_processes=2"]
   return [
     subprocess.Popen(
       [*command, f"--process_id={i}"],
@@ -124,19 +128,7 @@ def test_a_sweep_over_two_processes_equals_the_sweep_in_one(tmp_path):
   experiment = tmp_path / "sweep4.py"
   experiment.write_text(SWEEP_EXPERIMENT)
   sweep = [sys.executable, "-m", "gan_jax.sweep", f"--config={experiment}"]
-  port = _free_port()
-  hosts = [f"--coordinator=localhost:{port}", "--num_processes=2", "--multihost"]
-  runs = [
-    subprocess.Popen(
-      [*sweep, f"--workdir={tmp_path / 'two'}", *hosts, f"--process_id={i}"],
-      cwd=ROOT,
-      env=_env(),
-      stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE,
-      text=True,
-    )
-    for i in range(2)
-  ]
+  runs = _processes([*sweep, f"--workdir={tmp_path / 'two'}"])
   outputs = _finish(runs)
   one = subprocess.run(
     [*sweep, f"--workdir={tmp_path / 'one'}"], cwd=ROOT, env=_env(), capture_output=True, text=True
