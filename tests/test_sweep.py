@@ -251,8 +251,23 @@ def test_trials_one_after_another_share_one_compiled_step(tmp_path, monkeypatch)
   assert len(built) == 1 and built[0].step._cache_size() == 1
   curves = [_curve(tmp_path / f"trial_{k:03d}") for k in range(3)]
   assert curves[0] != curves[1] != curves[2]  # each trial its own seed and numbers
-  hparams = [f for f in os.listdir(tmp_path) if f.endswith(".hparams")]
-  assert len(hparams) == 1  # TensorBoard's HParams: the sweep's config, and a session per trial
-  assert all(
-    any(f.endswith(".hparams") for f in os.listdir(tmp_path / f"trial_{k:03d}")) for k in range(3)
-  )
+  # TensorBoard's HParams: the sweep's hyperparameters and metrics, and a session per trial
+  experiment_info = _hparams(tmp_path, "_hparams_/experiment").experiment
+  assert [h.name for h in experiment_info.hparam_infos] == ["ema_decay", "optimizer.d.lr", "seed"]
+  assert [m.name.tag for m in experiment_info.metric_infos][:2] == [
+    "eval/modes",
+    "eval/high_quality_percent",
+  ]
+  for k, overrides in enumerate(sweep):
+    session = _hparams(tmp_path / f"trial_{k:03d}", "_hparams_/session_start_info")
+    values = {key: v.number_value for key, v in session.session_start_info.hparams.items()}
+    assert values == pytest.approx(overrides)
+
+
+def _hparams(logdir, tag):
+  from tensorboard.backend.event_processing import event_accumulator
+  from tensorboard.plugins.hparams import plugin_data_pb2
+
+  events = event_accumulator.EventAccumulator(str(logdir))
+  events.Reload()
+  return plugin_data_pb2.HParamsPluginData.FromString(events.PluginTagToContent("hparams")[tag])
