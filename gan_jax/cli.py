@@ -3,24 +3,8 @@
 import os
 import re
 import sys
-import types
 
 from absl import flags
-
-
-def define_multihost_flags():
-  """--multihost and its coordinator flags, for a command that joins a multi-host job."""
-  return types.SimpleNamespace(
-    multihost=flags.DEFINE_bool("multihost", False, "join a multi-host job (jax.distributed)"),
-    coordinator=flags.DEFINE_string(
-      "coordinator", "", "with --multihost: HOST:PORT of process 0 (default: from the cluster)"
-    ),
-    num_processes=flags.DEFINE_integer("num_processes", 0, "with --multihost: processes in all"),
-    process_id=flags.DEFINE_integer("process_id", -1, "with --multihost: this process's index"),
-    peer_timeout=flags.DEFINE_integer(
-      "peer_timeout", 60, "with --multihost: seconds of silence after which a process is dead"
-    ),
-  )
 
 
 def fail(message: str) -> None:

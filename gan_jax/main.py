@@ -14,31 +14,36 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gan_jax import UserError
-from gan_jax.cli import define_multihost_flags, fail, load_config, parse_flags, stopped
+from gan_jax.cli import fail, load_config, parse_flags, stopped
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "experiment file (experiments/*.py)", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory; an existing one is resumed")
-_HOSTS = define_multihost_flags()
+_MULTIHOST = flags.DEFINE_bool("multihost", False, "join a multi-host run (jax.distributed)")
+_COORDINATOR = flags.DEFINE_string(
+  "coordinator", "", "with --multihost: HOST:PORT of process 0 (default: from the cluster)"
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "with --multihost: processes in all")
+_PROCESS_ID = flags.DEFINE_integer("process_id", -1, "with --multihost: this process's index")
+_PEER_TIMEOUT = flags.DEFINE_integer(
+  "peer_timeout", 60, "with --multihost: seconds of silence after which a process counts as dead"
+)
 _SUPERVISED = "GAN_JAX_SUPERVISED"  # set in the child process that --multihost trains in
 
 
 def main(argv: list[str]) -> None:
   config = load_config(argv, _CONFIG, _WORKDIR)
-  if _HOSTS.multihost.value and not os.environ.get(_SUPERVISED):
+  if _MULTIHOST.value and not os.environ.get(_SUPERVISED):
     _train_in_child(sys.argv)
   logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
   from gan_jax import cpu, parallel, train  # after flag parsing: imports JAX
 
   try:
     cpu.configure(config.parallel.cpu_devices, config.parallel.cpu_async_dispatch)
-    if _HOSTS.multihost.value:
+    if _MULTIHOST.value:
       parallel.initialize_multihost(
-        _HOSTS.coordinator.value,
-        _HOSTS.num_processes.value,
-        _HOSTS.process_id.value,
-        _HOSTS.peer_timeout.value,
+        _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _PEER_TIMEOUT.value
       )
     train.train_and_evaluate(config, _WORKDIR.value)
   except UserError as e:

@@ -1,7 +1,6 @@
 """Meshes and shardings: a 1-D data mesh for one run, a (trial, data) mesh for stacked trials, and
 the per-device step mapped over either."""
 
-import contextlib
 import math
 
 import jax
@@ -32,35 +31,10 @@ def initialize_multihost(
   jax.distributed.initialize(**given, heartbeat_timeout_seconds=timeout_s)
 
 
-_apart = False  # see processes_apart
-
-
-@contextlib.contextmanager
-def processes_apart(apart: bool = True):
-  """Within it (if `apart`), each process of a multi-host job trains on its own: meshes of its
-  own devices, whole batches, and it writes its runs (a multi-host sweep, whose processes train
-  different trials)."""
-  global _apart
-  _apart = apart
-  try:
-    yield
-  finally:
-    _apart = False
-
-
-def apart() -> bool:
-  return _apart
-
-
-def is_chief() -> bool:
-  """Whether this process writes the run's files."""
-  return _apart or jax.process_index() == 0
-
-
 def make_mesh(num_devices: int = 0, backend: str | None = None) -> jax.sharding.Mesh:
-  """A 1-D mesh over the first `num_devices` devices of `backend` (0 = all of them, every host's,
-  or this process's within processes_apart; None = JAX's default backend)."""
-  devices = jax.local_devices(backend=backend) if _apart else jax.devices(backend)
+  """A 1-D mesh over the first `num_devices` devices of `backend` (0 = all of them, every host's;
+  None = JAX's default backend)."""
+  devices = jax.devices(backend)
   if num_devices:
     if num_devices > len(devices):
       raise UserError(
@@ -136,7 +110,5 @@ def shard_batch(host_batch, mesh: jax.sharding.Mesh):
 
 def host_share(global_batch: int) -> tuple[int, int]:
   """(first example, number of examples) of the global batch that this host loads."""
-  if _apart:
-    return 0, global_batch
   per_host = global_batch // jax.process_count()
   return jax.process_index() * per_host, per_host

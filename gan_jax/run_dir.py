@@ -107,7 +107,7 @@ class RunDirectory:
     name: str = "",
   ):
     self.exp, self.config, self.workdir = exp, config, workdir
-    self.is_chief = parallel.is_chief()
+    self.is_chief = jax.process_index() == 0
     try:
       os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
     except OSError as e:

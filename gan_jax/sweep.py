@@ -6,17 +6,19 @@ directory contract of gan_jax.main (gan_jax.trials says which trials share a pro
 and interrupted ones resume. The trials are ranked by config.sweep.metric: WORKDIR/sweep.csv (every
 trial, best first), summary.md (settings over their seeds), sweep.png and TensorBoard's HParams
 (`tensorboard --logdir WORKDIR`) summarise the sweep;
-with --multihost (the same command in every process of a jax.distributed job) each process trains
-its share of the trials and process 0 writes the summary;
+with --multihost (the same command on several hosts that share WORKDIR) each process trains its
+share of the trials and process 0 writes the summary;
 an experiment that reproduces a published table (its `TABLE`, gan_jax.tables) also gets
 WORKDIR/table.md, its rows beside the paper's numbers.
 """
+
+import os
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gan_jax import UserError
-from gan_jax.cli import define_multihost_flags, fail, load_config, parse_flags, stopped
+from gan_jax.cli import fail, load_config, parse_flags, stopped
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "experiment file with get_sweep()", lock_config=True
@@ -38,7 +40,18 @@ _STRATEGY = flags.DEFINE_enum(
   "(config.pbt); halving: successive halving (config.halving)",
 )
 
-_HOSTS = define_multihost_flags()
+_MULTIHOST = flags.DEFINE_bool(
+  "multihost",
+  False,
+  "one of several processes (hosts) sharing the sweep: each trains its share of the trials in "
+  "the shared --workdir; process 0 summarises",
+)
+_PROCESS_ID = flags.DEFINE_integer(
+  "process_id", -1, "with --multihost: this process's index (default: from SLURM or Kubernetes)"
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+  "num_processes", 0, "with --multihost: processes in all (default: from SLURM)"
+)
 
 
 def main(argv: list[str]) -> None:
@@ -50,11 +63,10 @@ def main(argv: list[str]) -> None:
   try:
     cpu.configure(base.parallel.cpu_devices, base.parallel.cpu_async_dispatch)
     sweep = trials.load_trials(config_file)
-    if _HOSTS.multihost.value:
-      _join(_HOSTS)
+    process = _process() if _MULTIHOST.value else (0, 1)
     vectorize = {"auto": None, "true": True, "false": False}[_VECTORIZE.value]
     rows = trials.run_sweep(
-      base, sweep, _WORKDIR.value, vectorize, _MAX_STACK.value, _STRATEGY.value
+      base, sweep, _WORKDIR.value, vectorize, _MAX_STACK.value, _STRATEGY.value, process
     )
   except UserError as e:
     fail(str(e))
@@ -75,22 +87,26 @@ def main(argv: list[str]) -> None:
     print(f"{_WORKDIR.value}/table.md")
 
 
-def _join(hosts) -> None:
-  """Join the multi-host job: its coordinator from the flags or from a cluster JAX detects."""
-  from gan_jax import parallel
-
-  try:
-    parallel.initialize_multihost(
-      hosts.coordinator.value,
-      hosts.num_processes.value,
-      hosts.process_id.value,
-      hosts.peer_timeout.value,
-    )
-  except ValueError as e:
+def _process() -> tuple[int, int]:
+  """(index, count) of this process: from the flags, else from a SLURM job array, SLURM tasks
+  (srun) or a Kubernetes indexed Job (its count from --num_processes)."""
+  env = os.environ
+  found = (_PROCESS_ID.value, _NUM_PROCESSES.value)
+  if "SLURM_ARRAY_TASK_ID" in env:
+    first = int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+    found = (int(env["SLURM_ARRAY_TASK_ID"]) - first, int(env["SLURM_ARRAY_TASK_COUNT"]))
+  elif "SLURM_PROCID" in env:
+    found = (int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]))
+  elif "JOB_COMPLETION_INDEX" in env:
+    found = (int(env["JOB_COMPLETION_INDEX"]), _NUM_PROCESSES.value)
+  index = _PROCESS_ID.value if _PROCESS_ID.value >= 0 else found[0]
+  count = _NUM_PROCESSES.value or found[1]
+  if not 0 <= index < count:
     raise UserError(
-      f"--multihost: {e} (--coordinator=HOST:PORT --num_processes=N --process_id=I, or a "
-      "cluster that JAX detects such as SLURM)"
-    ) from e
+      "--multihost needs --process_id=I and --num_processes=N with 0 <= I < N, or the "
+      "environment of a SLURM job or a Kubernetes indexed Job"
+    )
+  return index, count
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from jax.experimental import multihost_utils
 
 from gan_jax import (
   UserError,
@@ -238,13 +237,15 @@ def run_sweep(
   vectorize: bool | None = True,
   max_stack: int = 16,
   strategy: str = "grid",
+  process: tuple[int, int] = (0, 1),
 ) -> list[dict]:
   """Train every trial not yet finished; returns the summary rows (also in sweep.csv), best
   first by the sweep's quality metric.
 
-  In a multi-host job (jax.distributed, the same command in every process) process p of P trains
-  trials p, p + P, p + 2P, ... on its own devices and writes their run directories; after all
-  have finished, process 0 writes the summary and returns its rows (the others return []).
+  `process` = (p, P): the sweep is split over P processes (hosts) that share the workdir's
+  filesystem, each running this with its own p. Process p trains trials p, p + P, p + 2P, ... and
+  writes their run directories; once every trial is finished, process 0 writes the summary and
+  returns its rows (the others return []).
 
   strategy "grid" trains every trial to the end; "pbt" and "halving" as gan_jax.population says.
   Trials of one program share one compiled step, stacked when `vectorize`, else one after
@@ -267,7 +268,7 @@ def run_sweep(
     if quality and not c.eval_every:
       c.eval_every = c.train.num_steps  # measure the metric at the end
   groups = group_trials(configs, True, len(configs) if strategy == "pbt" else max_stack)
-  process, processes = jax.process_index(), jax.process_count()
+  process, processes = process
   if strategy == "pbt" and processes > 1:
     raise UserError(
       "--strategy=pbt exchanges states between trials of one program, on one host: run it "
@@ -309,7 +310,7 @@ def run_sweep(
       timing["seconds"] += seconds / (1 if vectorize else len(todo))
       timing["steps"] = c.train.num_steps
       timing["trials_in_program"] = len(todo) if vectorize else 1
-    _save_record(workdir, record)
+    _save_record(workdir, record, process)
 
   def train_all() -> None:
     if strategy == "pbt":
@@ -320,24 +321,36 @@ def run_sweep(
         by_index = dict(zip(alive, rung_configs))
         for group in group_trials(rung_configs, True, max_stack):
           train_group([alive[j] for j in group], [by_index[alive[j]] for j in group])
-        _every_process_here(f"rung {rung_configs[0].train.num_steps}")  # then all rank alike
+        # the other processes' trials too, before ranking them
+        _wait_for([workdirs[i] for i in alive], rung_configs[0].train.num_steps)
 
       record["halving"] = successive_halving(configs, names, workdirs, quality, train_to)
-      _save_record(workdir, record)
+      _save_record(workdir, record, process)
     else:
       for group in groups:
         train_group(group, [configs[i] for i in group])
 
-  with parallel.processes_apart(processes > 1):  # each process its own trials and devices
-    train_all()
-  _every_process_here("every trial trained")
-  return summarize(workdir, names, trials, quality, record) if process == 0 else []
+  train_all()
+  if process:
+    return []
+  if strategy == "grid":
+    _wait_for(workdirs, configs[0].train.num_steps)
+  return summarize(workdir, names, trials, quality, record)
 
 
-def _every_process_here(what: str) -> None:
-  """A barrier of a multi-host sweep's processes (nothing on one host)."""
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(f"gan_jax.sweep: {what}")
+def _wait_for(workdirs: list[str], step: int, poll_s: float = 2.0) -> None:
+  """Until every run has its checkpoint of `step` (Orbax renames a finished checkpoint to its
+  step's name, so its folder means it is complete): other processes train some of them."""
+  waiting_since = time.monotonic()
+  while True:
+    missing = [w for w in workdirs if not os.path.isdir(os.path.join(w, "checkpoints", str(step)))]
+    if not missing:
+      return
+    if time.monotonic() - waiting_since > 60:
+      shown = ", ".join(os.path.basename(w) for w in missing)
+      print(f"waiting for {shown} (other processes) to reach step {step}", flush=True)
+      waiting_since = time.monotonic()
+    time.sleep(poll_s)
 
 
 def _open_record(workdir: str, names: list[str], trials: list[dict], strategy: str) -> dict:
@@ -362,8 +375,8 @@ def _open_record(workdir: str, names: list[str], trials: list[dict], strategy: s
   return record
 
 
-def _save_record(workdir: str, record: dict) -> None:
-  if jax.process_index() == 0:
+def _save_record(workdir: str, record: dict, process: int = 0) -> None:
+  if process == 0:  # one writer
     path = os.path.join(workdir, "sweep.json")
     reporting.write_atomically(path, json.dumps(record, indent=2))
 

@@ -130,7 +130,7 @@ def get_sweep(hyper):
     ),
     (["--config=experiments/dcgan.py", "--strategy=halving"], "set config.eval_classifier=DIR"),
     (["--config=SEEDS_ONLY", "--strategy=pbt"], "this sweep varies none of them"),
-    (["--multihost"], "--multihost: coordinator_address should be defined"),
+    (["--multihost"], "--multihost needs --process_id=I and --num_processes=N"),
   ],
 )
 def test_sweep_errors_are_one_line(args, message, tmp_path):

@@ -39,10 +39,12 @@ def _start(workdir, *args):
   return _processes([*command, *args, "--config.parallel.cpu_devices=2", "--peer_timeout=15"])
 
 
-def _processes(command):
-  """`command` as the two processes of a multi-host job, on a local coordinator."""
-  port = _free_port()
-  command = [*command, "--multihost", f"--coordinator=localhost:{port}", "--num_processes=2"]
+def _processes(command, coordinated: bool = True):
+  """`command` as the two processes of a multi-host job, on a local coordinator if
+  `coordinated`."""
+  command = [*command, "--multihost", "--num_processes=2"]
+  if coordinated:
+    command.append(f"--coordinator=localhost:{_free_port()}")
   return [
     subprocess.Popen(
       [*command, f"--process_id={i}"],
@@ -124,11 +126,12 @@ def get_sweep(hyper):
 
 def test_a_sweep_over_two_processes_equals_the_sweep_in_one(tmp_path):
   """Each process trains its trials (0 and 2, or 1 and 3) and writes only their run directories;
-  process 0 writes the summary, the same file as one process's sweep of the same trials."""
+  process 0 waits for the other's, then writes the summary: the same files as one process's sweep
+  of the same trials."""
   experiment = tmp_path / "sweep4.py"
   experiment.write_text(SWEEP_EXPERIMENT)
   sweep = [sys.executable, "-m", "gan_jax.sweep", f"--config={experiment}"]
-  runs = _processes([*sweep, f"--workdir={tmp_path / 'two'}"])
+  runs = _processes([*sweep, f"--workdir={tmp_path / 'two'}"], coordinated=False)
   outputs = _finish(runs)
   one = subprocess.run(
     [*sweep, f"--workdir={tmp_path / 'one'}"], cwd=ROOT, env=_env(), capture_output=True, text=True
