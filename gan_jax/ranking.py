@@ -118,12 +118,12 @@ def spread(values: np.ndarray) -> str:
   return f"{values.mean():.4g} ± {error:.2g} [{values.min():.4g}, {values.max():.4g}]"
 
 
-def settings_table(groups: list[Setting], q: Quality) -> str:
+def settings_table(groups: list[Setting], q: Quality, heading: str = "setting") -> str:
   """The settings as a Markdown table, best first by their mean over seeds; settings whose trials
   trained further (successive halving) first."""
   furthest = lambda s: -max(s.metric("step"), default=0)
   ranked = sorted(groups, key=lambda s: (furthest(s), *q.key(s.mean_values())))
-  header = ["rank", "setting", "seeds", "steps"]
+  header = ["rank", heading, "seeds", "steps"]
   header += [f"{m} ({g})" for m, g in zip(q.metrics, q.goals)]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for rank, s in enumerate(ranked, 1):

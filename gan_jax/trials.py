@@ -420,7 +420,8 @@ def summarize(
     writer.writeheader()
     writer.writerows(rows)
   groups = ranking.settings(trials, names, finals)
-  summary = ranking.settings_table(groups, quality) if quality else ""
+  heading = "started as (PBT changed the numbers: sweep.csv)" if lineage else "setting"
+  summary = ranking.settings_table(groups, quality, heading) if quality else ""
   reporting.write_atomically(os.path.join(workdir, "summary.md"), summary + "\n")
   metric = quality.metrics[0] if quality else ""
   plotting.save_sweep(groups, metric, curves, os.path.join(workdir, "sweep.png"))
