@@ -106,42 +106,19 @@ def test_train_resume_and_sample(tmp_path):
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (flag, result.stderr)
 
 
-SEEDS_ONLY = """
-from gan_jax.config import toy_config
-
-
-def get_config():
-  return toy_config("ring8")
-
-
-def get_sweep(hyper):
-  return hyper.sweep("seed", [0, 1])
-"""
-
-
 @pytest.mark.parametrize(
   "args,message",
   [
     (["--config.sweep.metric=sharpness"], "unknown metric 'sharpness'"),
-    (["--config.sweep.goal=up"], "config.sweep.goal='up' is not one of"),
-    (
-      ["--config=experiments/dcgan.py", "--config.sweep.metric=modes"],
-      "config.sweep.metric=modes is not reported for data.source=tfds",
-    ),
-    (["--config=experiments/dcgan.py", "--strategy=halving"], "set config.eval_classifier=DIR"),
-    (["--config=SEEDS_ONLY", "--strategy=pbt"], "this sweep varies none of them"),
     (["--multihost"], "--multihost needs --process_id=I and --num_processes=N"),
   ],
 )
 def test_sweep_errors_are_one_line(args, message, tmp_path):
-  experiment = tmp_path / "seeds.py"
-  experiment.write_text(SEEDS_ONLY)
-  args = [a.replace("SEEDS_ONLY", str(experiment)) for a in args]
-  config = (
-    [] if any(a.startswith("--config=") for a in args) else ["--config=experiments/toy_ring.py"]
+  """The command's contract; the other sweep errors: tests/test_sweep.py."""
+  result = run(
+    "gan_jax.sweep", "--config=experiments/toy_ring.py", f"--workdir={tmp_path}/s", *args
   )
-  result = run("gan_jax.sweep", *config, f"--workdir={tmp_path / 'sweep'}", *args)
   assert result.returncode == 2
   lines = _user_lines(result.stderr)
   assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
-  assert not (tmp_path / "sweep").exists()  # nothing written
+  assert not (tmp_path / "s").exists()  # nothing written

@@ -271,3 +271,24 @@ def _hparams(logdir, tag):
   events = event_accumulator.EventAccumulator(str(logdir))
   events.Reload()
   return plugin_data_pb2.HParamsPluginData.FromString(events.PluginTagToContent("hparams")[tag])
+
+
+@pytest.mark.parametrize(
+  "experiment_name,fields,strategy,message",
+  [
+    ("toy_ring", {"sweep.goal": "up"}, "grid", "config.sweep.goal='up' is not one of"),
+    ("dcgan", {"sweep.metric": "modes"}, "grid", "modes is not reported for data.source=tfds"),
+    ("dcgan", {}, "halving", "set config.eval_classifier=DIR"),
+    ("toy_ring", {}, "pbt", "this sweep varies none of them"),
+  ],
+)
+def test_sweep_errors_come_before_anything_is_written(
+  experiment_name, fields, strategy, message, tmp_path
+):
+  config = load_experiment(experiment_name)
+  for field, value in fields.items():
+    section, name = field.split(".")
+    config[section][name] = value
+  with pytest.raises(UserError, match=message):
+    trials.run_sweep(config, [{"seed": 0}, {"seed": 1}], str(tmp_path / "s"), strategy=strategy)
+  assert not (tmp_path / "s").exists()
