@@ -287,10 +287,14 @@ def run_sweep(
   record = _open_record(workdir, names, trials, strategy)
 
   def train_group(group: list[int], group_configs) -> None:
-    todo = [(i, c) for i, c in zip(group, group_configs) if i % processes == process]
-    todo = [(i, c) for i, c in todo if not _finished(c, workdirs[i])]
-    if not todo:
-      return
+    mine = [(i, c) for i, c in zip(group, group_configs) if i % processes == process]
+    todo = [(i, c) for i, c in mine if not _finished(c, workdirs[i])]
+    if todo:
+      train_trials_of_group(todo, group, group_configs)
+    for i, c in mine:  # for the other processes of a multi-host sweep (_wait_for)
+      open(_done_marker(workdirs[i], c.train.num_steps), "w").close()
+
+  def train_trials_of_group(todo, group, group_configs) -> None:
     if strategy == "pbt":  # the population moves as one
       todo = list(zip(group, group_configs))
     shown = ", ".join(names[i] for i, _ in todo)
@@ -338,12 +342,17 @@ def run_sweep(
   return summarize(workdir, names, trials, quality, record)
 
 
+def _done_marker(workdir: str, step: int) -> str:
+  """A file the sweep writes in a trial's run directory once the trial has trained to `step` and
+  closed its run (its last checkpoint, pictures and evaluation written)."""
+  return os.path.join(workdir, f"sweep_trained_to_{step}")
+
+
 def _wait_for(workdirs: list[str], step: int, poll_s: float = 2.0) -> None:
-  """Until every run has its checkpoint of `step` (Orbax renames a finished checkpoint to its
-  step's name, so its folder means it is complete): other processes train some of them."""
+  """Until every run has trained to `step`: other processes train some of them."""
   waiting_since = time.monotonic()
   while True:
-    missing = [w for w in workdirs if not os.path.isdir(os.path.join(w, "checkpoints", str(step)))]
+    missing = [w for w in workdirs if not os.path.exists(_done_marker(w, step))]
     if not missing:
       return
     if time.monotonic() - waiting_since > 60:
