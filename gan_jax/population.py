@@ -31,6 +31,8 @@ _FRACTIONS = ("ema_decay", "b1", "b2", "rms_decay")
 def perturbable_fields(trials: list[dict]) -> list[str]:
   """The numbers a population may perturb: those the sweep varies that the step reads from its
   state (never the seed)."""
+  if len(trials) < 2:
+    raise UserError("--strategy=pbt needs a population of at least 2 trials")
   numbers = set(vector_fields()) - {"seed"}
   fields = sorted({f for t in trials for f in t if f in numbers})
   if not fields:
@@ -53,8 +55,6 @@ class PopulationBasedTraining:
     trials: list[dict],
     workdir: str,
   ):
-    if len(names) < 2:
-      raise UserError("--strategy=pbt needs a population of at least 2 trials")
     self.pbt, self.quality, self.names = config.pbt, quality, names
     self.fields = perturbable_fields(trials)
     self.values = {f: sorted({t[f] for t in trials if f in t}) for f in self.fields}

@@ -33,9 +33,6 @@ class Quality:
         key.append(-value if goal == "max" else value)
     return tuple(key)
 
-  def describe(self) -> str:
-    return ", then ".join(f"{m} ({g})" for m, g in zip(self.metrics, self.goals))
-
 
 def quality(config) -> Quality | None:
   """The metric of config.sweep, checked against what the evaluation of `config` can report;
