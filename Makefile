@@ -24,7 +24,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 test: lint
-	$(PY) -m pytest -n 2 --durations=10 tests
+	$(PY) -m pytest -n 2 --dist worksteal --durations=10 tests
 
 $(VENV)/.bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[bench]'
