@@ -88,6 +88,7 @@ class StackedRuns:
     self.runs = [run_dir.RunDirectory(exp, c, w, n) for c, w, n in zip(configs, workdirs, names)]
     self.metrics = reporting.OneStepBehind(self._write_metrics)
     self.exp, self.population, self.evaluated = exp, population, (None, None)
+    self._toy_quality = None
     if configs[0].data.source == "toy":
       coverage = functools.partial(toy_mode_coverage_traced, dataset=configs[0].data.name)
       self._toy_quality = jax.jit(lambda state, z: jax.vmap(coverage)(exp.sample_trials(state, z)))
@@ -150,7 +151,7 @@ class StackedRuns:
     self.flush()
     if self.evaluated[0] == step:  # asked by the population and by eval_every
       return self.evaluated[1]
-    if hasattr(self, "_toy_quality"):
+    if self._toy_quality:
       n = self.runs[0].config.eval_samples or evaluation.default_num_samples(self.runs[0].config)
       z = np.stack([self.exp.noise(run.keys["eval"], n) for run in self.runs])
       stacked = jax.device_get(self._toy_quality(state, z))
