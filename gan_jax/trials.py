@@ -298,23 +298,24 @@ def run_sweep(
   def train_trials_of_group(todo, group, group_configs) -> None:
     if strategy == "pbt":  # the population moves as one
       todo = list(zip(group, group_configs))
+    stacked = strategy == "pbt" or (vectorize and len(todo) > 1)
     shown = ", ".join(names[i] for i, _ in todo)
-    print(f"training {shown}{' vectorised' if vectorize and len(todo) > 1 else ''}", flush=True)
+    print(f"training {shown}{' vectorised' if stacked else ''}", flush=True)
     tic = time.perf_counter()
     todo_configs, todo_dirs = [c for _, c in todo], [workdirs[i] for i, _ in todo]
     if strategy == "pbt":
       population = PopulationBasedTraining(base, quality, names, trials, workdir)
       train_trials(todo_configs, todo_dirs, names, population)
-    elif vectorize and len(todo) > 1:
+    elif stacked:
       train_trials(todo_configs, todo_dirs, [names[i] for i, _ in todo])
     else:
       train_one_after_another(todo_configs, todo_dirs)
     seconds = time.perf_counter() - tic
     for i, c in todo:
       timing = record["timing"].setdefault(names[i], {"seconds": 0.0, "steps": 0})
-      timing["seconds"] += seconds / (1 if vectorize else len(todo))
+      timing["seconds"] += seconds / (1 if stacked else len(todo))
       timing["steps"] = c.train.num_steps
-      timing["trials_in_program"] = len(todo) if vectorize else 1
+      timing["trials_in_program"] = len(todo) if stacked else 1
     _save_record(workdir, record, process)
 
   def train_all() -> None:

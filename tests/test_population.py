@@ -45,7 +45,9 @@ def _interrupted_then_resumed(monkeypatch, target, name, calls_before_crash, run
 def test_pbt_copies_the_top_trials_state_and_resumes_exactly(tmp_path, monkeypatch):
   config = _config(**{"pbt.interval": 4, "pbt.quantile": 0.5})
   whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-  trials.run_sweep(config, SWEEP, str(whole), strategy="pbt")
+  trials.run_sweep(config, SWEEP, str(whole), vectorize=None, strategy="pbt")  # CPU: serial
+  timing = json.loads((whole / "sweep.json").read_text())["timing"]
+  assert {t["trials_in_program"] for t in timing.values()} == {2}  # yet one program
   lineage = population.read_lineage(str(whole))
   assert [e["step"] for e in lineage] == [4, 8]  # the worse of 2 trials, at steps 4 and 8
   for event in lineage[:1]:

@@ -292,3 +292,31 @@ def test_sweep_errors_come_before_anything_is_written(
   with pytest.raises(UserError, match=message):
     trials.run_sweep(config, [{"seed": 0}, {"seed": 1}], str(tmp_path / "s"), strategy=strategy)
   assert not (tmp_path / "s").exists()
+
+
+def test_summary_puts_the_best_trials_and_settings_first(tmp_path):
+  """From hand-written final evaluations: sweep.csv and summary.md are best first, ties of the
+  first metric broken by the second."""
+  finals = [(3, 10.0), (8, 5.0), (8, 20.0), (1, 90.0)]  # modes, high quality %
+  names = [f"trial_{k:03d}" for k in range(4)]
+  sweep = [{"optimizer.d.lr": lr, "seed": seed} for lr in (1e-4, 1e-3) for seed in (0, 1)]
+  for name, (modes, percent) in zip(names, finals):
+    (tmp_path / name).mkdir()
+    records = [{"step": 5, "d_loss": 1.0, "g_loss": 1.0}]
+    records.append({"step": 5, "eval/modes": modes, "eval/high_quality_percent": percent})
+    (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+  quality = ranking.quality(tiny_toy_config())
+  rows = trials.summarize(str(tmp_path), names, sweep, quality, {})
+  assert [r["trial"] for r in rows] == ["trial_002", "trial_001", "trial_000", "trial_003"]
+  with open(tmp_path / "sweep.csv") as f:
+    assert [r["trial"] for r in csv.DictReader(f)] == [
+      "trial_002",
+      "trial_001",
+      "trial_000",
+      "trial_003",
+    ]
+  summary = (tmp_path / "summary.md").read_text().splitlines()
+  assert (
+    summary[2] == "| 1 | optimizer.d.lr=0.0001 | 2 | 5 | 5.5 ± 2.5 [3, 8] | 7.5 ± 2.5 [5, 10] |"
+  )
+  assert summary[3] == "| 2 | optimizer.d.lr=0.001 | 2 | 5 | 4.5 ± 3.5 [1, 8] | 55 ± 35 [20, 90] |"
