@@ -4,12 +4,14 @@
 
 Times `python -m gan_jax.sweep` on the experiment's own get_sweep() trials (wall clock, from the
 command's start to its exit), then the same trials' steps alone: every trial's train step on its
-own batches, in one process, compiled beforehand. Prints both and their ratio, writes JSON.
+own batches, in one process, compiled beforehand; --repeats pairs of the two. Prints each pair's
+ratio and their median, writes JSON.
 """
 
 import argparse
 import json
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,38 +51,49 @@ def steps_alone(config_file: pathlib.Path, num_steps: int) -> float:
   return seconds
 
 
-def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--experiment", default="toy_ring")
-  parser.add_argument("--steps", type=int, default=300)
-  parser.add_argument("--vectorize", default="auto")
-  parser.add_argument("--json", default="benchmarks/sweep_overhead.json")
-  args = parser.parse_args()
-  config_file = ROOT / "experiments" / f"{args.experiment}.py"
+def sweep_command(config_file: pathlib.Path, args) -> tuple[float, int]:
+  """Seconds of the sweep command from start to exit, and its number of trials."""
   with tempfile.TemporaryDirectory() as workdir:
     command = [sys.executable, "-m", "gan_jax.sweep", f"--config={config_file}"]
     command += [f"--workdir={workdir}/sweep", f"--config.train.num_steps={args.steps}"]
     command += [f"--vectorize={args.vectorize}"]
     tic = time.perf_counter()
     subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    sweep_seconds = time.perf_counter() - tic
+    seconds = time.perf_counter() - tic
     with open(f"{workdir}/sweep/sweep.json") as f:
-      num_trials = len(json.load(f)["trials"])
-  alone = steps_alone(config_file, args.steps)
+      return seconds, len(json.load(f)["trials"])
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--experiment", default="toy_ring")
+  parser.add_argument("--steps", type=int, default=300)
+  parser.add_argument("--vectorize", default="auto")
+  parser.add_argument("--repeats", type=int, default=3, help="pairs of (sweep, steps alone)")
+  parser.add_argument("--json", default="benchmarks/sweep_overhead.json")
+  args = parser.parse_args()
+  config_file = ROOT / "experiments" / f"{args.experiment}.py"
+  # Pairs, each sweep beside steps timed right after it: this machine's speed drifts by 10-20%
+  # over minutes, more than the overhead being measured.
+  pairs = []
+  for _ in range(args.repeats):
+    sweep_seconds, num_trials = sweep_command(config_file, args)
+    pairs.append((sweep_seconds, steps_alone(config_file, args.steps)))
+  ratios = sorted(s / a for s, a in pairs)
   result = {
     "experiment": args.experiment,
     "trials": num_trials,
     "steps": args.steps,
     "vectorize": args.vectorize,
     "device": f"{jax.devices()[0].device_kind} x{jax.device_count()}",
-    "sweep_seconds": sweep_seconds,
-    "steps_alone_seconds": alone,
-    "ratio": sweep_seconds / alone,
+    "pairs": [{"sweep_seconds": s, "steps_alone_seconds": a} for s, a in pairs],
+    "ratio_median": statistics.median(ratios),
+    "ratio_min_max": [ratios[0], ratios[-1]],
   }
-  print(
-    f"{num_trials} trials x {args.steps} steps of {args.experiment}: the sweep command "
-    f"{sweep_seconds:.1f} s, its steps alone {alone:.1f} s, ratio {result['ratio']:.2f}"
-  )
+  print(f"{num_trials} trials x {args.steps} steps of {args.experiment}:")
+  for s, a in pairs:
+    print(f"  the sweep command {s:.1f} s, its steps alone {a:.1f} s, ratio {s / a:.2f}")
+  print(f"ratio: median {result['ratio_median']:.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})")
   with open(args.json, "w") as f:
     json.dump(result, f, indent=2)
 

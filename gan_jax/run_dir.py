@@ -242,6 +242,7 @@ class RunDirectory:
     checkpointing.save(self.mngr, state)
 
   def save_samples(self, step: int, state: TrainState) -> None:
+    self.flush()  # no pictures of a state whose step's metrics are not finite
     # every process runs G on the global state
     samples = self.exp.sample(state, self.noise, self.grid_labels)
     if not self.is_chief:

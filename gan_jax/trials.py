@@ -143,6 +143,7 @@ class StackedRuns:
     self._each_trial("save_checkpoint", step, state)
 
   def save_samples(self, step: int, state: TrainState) -> None:
+    self.flush()
     self._each_trial("save_samples", step, state)
 
   def evaluate(self, step: int, state: TrainState) -> list[dict]:

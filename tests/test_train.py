@@ -119,8 +119,9 @@ def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monk
   with pytest.raises(
     UserError, match="non-finite .*at step 13; stopped, the last good checkpoint is step 10"
   ):
-    train.train_and_evaluate(tiny_toy_config(checkpoint_every=5), str(workdir))
+    train.train_and_evaluate(tiny_toy_config(checkpoint_every=5, sample_every=13), str(workdir))
   assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [5, 10]
+  assert os.listdir(workdir / "samples") == []  # no picture of the step that went non-finite
 
 
 def test_ring_training_covers_the_modes(tmp_path):
