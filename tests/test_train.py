@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from gan_jax import UserError, data, run_dir, train
+from gan_jax import UserError, data, run_dir, train, trials
 from gan_jax.data import toy
 
 from conftest import mnist_test_set, optimized_compiles, tiny_dcgan_config, tiny_toy_config
@@ -105,7 +105,8 @@ def test_workdir_of_another_experiment_is_refused_untouched(tmp_path):
     assert json.load(f)["loss"] == "non_saturating"
 
 
-def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("stacked", [False, True], ids=["alone", "two stacked trials"])
+def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, stacked):
   real_from_toy = data.from_toy
 
   def poisoned_from_toy(*args):
@@ -116,10 +117,15 @@ def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
   monkeypatch.setattr(data, "from_toy", poisoned_from_toy)
   workdir = tmp_path / "run"
+  config = tiny_toy_config(checkpoint_every=5, sample_every=13)
   with pytest.raises(
     UserError, match="non-finite .*at step 13; stopped, the last good checkpoint is step 10"
   ):
-    train.train_and_evaluate(tiny_toy_config(checkpoint_every=5, sample_every=13), str(workdir))
+    if stacked:  # a vectorised sweep's trials, as one program
+      other = tiny_toy_config(checkpoint_every=5, sample_every=13, seed=1)
+      trials.train_trials([config, other], [str(workdir), str(tmp_path / "other")], ["a", "b"])
+    else:
+      train.train_and_evaluate(config, str(workdir))
   assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [5, 10]
   assert os.listdir(workdir / "samples") == []  # no picture of the step that went non-finite
 
