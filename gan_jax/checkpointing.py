@@ -8,10 +8,14 @@ import orbax.checkpoint as ocp
 
 
 def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-  return ocp.CheckpointManager(
-    os.path.join(os.path.abspath(workdir), "checkpoints"), options=options
+  workdir = os.path.abspath(workdir)
+  # A multi-process job saves its processes' checkpoints at barriers named after the step; the
+  # runs of a sweep save the same step side by side, so each run's barriers carry its name.
+  barriers = ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=os.path.basename(workdir))
+  options = ocp.CheckpointManagerOptions(
+    max_to_keep=keep, create=True, multiprocessing_options=barriers
   )
+  return ocp.CheckpointManager(os.path.join(workdir, "checkpoints"), options=options)
 
 
 def save(mngr: ocp.CheckpointManager, state) -> None:

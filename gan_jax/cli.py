@@ -1,10 +1,16 @@
 """What the command-line entry points share: one-line errors and absl flag parsing."""
 
+import contextlib
+import ctypes
 import os
 import re
+import signal
+import subprocess
 import sys
 
 from absl import flags
+
+SUPERVISED = "GAN_JAX_SUPERVISED"  # set in the child process that a multi-host run trains in
 
 
 def fail(message: str) -> None:
@@ -49,3 +55,36 @@ def load_config(argv: list[str], config_flag, workdir_flag):
   if config_flag.value is None or not workdir_flag.value:
     fail("both --config=experiments/NAME.py and --workdir=DIR are required")
   return config_flag.value
+
+
+def _stop_when_parent_dies() -> None:
+  """In the child: SIGTERM (a clean stop, with a checkpoint) if this process dies (Linux)."""
+  with contextlib.suppress(OSError, AttributeError):  # not Linux: no such call
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def run_in_child(module: str, argv: list[str]) -> None:
+  """Run this command (python -m `module` argv[1:]) again in a child process and report how it
+  ended. When another process of a multi-host run dies, JAX's coordination service aborts the
+  others from C++ with a page of logs; read from the child's stderr, that ends here in one line.
+  Signals are passed on."""
+  child = subprocess.Popen(
+    [sys.executable, "-m", module, *argv[1:]],
+    env={**os.environ, SUPERVISED: "1"},
+    stderr=subprocess.PIPE,
+    text=True,
+    start_new_session=True,  # a terminal's Ctrl-C reaches the child once, through this process
+    preexec_fn=_stop_when_parent_dies,
+  )
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, lambda signum, frame: child.send_signal(signum))
+  errors = child.stderr.read()
+  status = child.wait()
+  if "JAX distributed service detected fatal errors" in errors:
+    fail(
+      "another process of this multi-host run stopped, so this one stopped too; the checkpoints "
+      "written before are intact: start every process again to resume"
+    )
+  sys.stderr.write(errors)
+  sys.stderr.flush()
+  os._exit(status if status >= 0 else 128 - status)

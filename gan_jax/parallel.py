@@ -1,9 +1,11 @@
 """Meshes and shardings: a 1-D data mesh for one run, a (trial, data) mesh for stacked trials, and
 the per-device step mapped over either."""
 
+import functools
 import math
 
 import jax
+import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -106,6 +108,35 @@ def shard_batch(host_batch, mesh: jax.sharding.Mesh):
   split over the data axis."""
   sharding = batch_sharding(mesh)
   return jax.tree.map(lambda b: jax.make_array_from_process_local_data(sharding, b), host_batch)
+
+
+def stacked_share(mesh: jax.sharding.Mesh, num_trials: int, global_batch: int):
+  """(trials, first example, number of examples) of a stacked batch that this host loads: the
+  trials and the part of each trial's batch that its devices hold on a (trial, data) mesh."""
+  shape = (num_trials, 1, global_batch)
+  blocks = batch_sharding(mesh).addressable_devices_indices_map(shape).values()
+  bounds = [[b[d].indices(n)[:2] for b in blocks] for d, n in enumerate(shape)]
+  (t0, t1), (b0, b1) = [
+    (min(s for s, _ in x), max(e for _, e in x)) for x in (bounds[0], bounds[2])
+  ]
+  return range(t0, t1), b0, b1 - b0
+
+
+def to_host(tree):
+  """Device arrays -> NumPy arrays of their whole value on this host. Arrays split over several
+  processes' devices are gathered first: a collective, which every process calls."""
+  split = [
+    x for x in jax.tree.leaves(tree) if not (x.is_fully_addressable or x.is_fully_replicated)
+  ]
+  if not split:
+    return jax.device_get(tree)
+  tree = _replicate(split[0].sharding.mesh)(tree)
+  return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+
+@functools.cache
+def _replicate(mesh: jax.sharding.Mesh):
+  return jax.jit(lambda tree: tree, out_shardings=NamedSharding(mesh, P()))
 
 
 def host_share(global_batch: int) -> tuple[int, int]:

@@ -270,8 +270,9 @@ class RunDirectory:
 
   def write_evaluation(self, step: int, result: dict) -> dict:
     scalars = {f"eval/{k}": float(v) for k, v in result.items() if evaluation.is_scalar(v)}
-    shown = ", ".join(f"{k[5:]} {v:.4g}" for k, v in scalars.items())
-    print(f"{self.prefix}step {step} | eval: {shown}", flush=True)
-    self.log.write({"step": step, **scalars})
-    self.writer.write_scalars(step, scalars)
+    if self.is_chief:
+      shown = ", ".join(f"{k[5:]} {v:.4g}" for k, v in scalars.items())
+      print(f"{self.prefix}step {step} | eval: {shown}", flush=True)
+      self.log.write({"step": step, **scalars})
+      self.writer.write_scalars(step, scalars)
     return {k[5:]: v for k, v in scalars.items()}

@@ -7,18 +7,21 @@ and interrupted ones resume. The trials are ranked by config.sweep.metric: WORKD
 trial, best first), summary.md (settings over their seeds), sweep.png and TensorBoard's HParams
 (`tensorboard --logdir WORKDIR`) summarise the sweep;
 with --multihost (the same command on several hosts that share WORKDIR) each process trains its
-share of the trials and process 0 writes the summary;
+share of the trials and process 0 writes the summary; with --multihost --coordinator the
+processes join one jax.distributed job and train every program together, stacked trials split
+over all their devices;
 an experiment that reproduces a published table (its `TABLE`, gan_jax.tables) also gets
 WORKDIR/table.md, its rows beside the paper's numbers.
 """
 
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gan_jax import UserError
-from gan_jax.cli import fail, load_config, parse_flags, stopped
+from gan_jax.cli import SUPERVISED, fail, load_config, parse_flags, run_in_child, stopped
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "experiment file with get_sweep()", lock_config=True
@@ -46,6 +49,16 @@ _MULTIHOST = flags.DEFINE_bool(
   "one of several processes (hosts) sharing the sweep: each trains its share of the trials in "
   "the shared --workdir; process 0 summarises",
 )
+_COORDINATOR = flags.DEFINE_string(
+  "coordinator",
+  "",
+  "with --multihost: join the processes with jax.distributed, HOST:PORT of process 0 ('cluster': "
+  "from the cluster's environment, as JAX detects it); stacked trials are then split over every "
+  "process's devices and process 0 writes every run directory",
+)
+_PEER_TIMEOUT = flags.DEFINE_integer(
+  "peer_timeout", 60, "with --coordinator: seconds of silence after which a process counts as dead"
+)
 _PROCESS_ID = flags.DEFINE_integer(
   "process_id", -1, "with --multihost: this process's index (default: from SLURM or Kubernetes)"
 )
@@ -56,14 +69,23 @@ _NUM_PROCESSES = flags.DEFINE_integer(
 
 def main(argv: list[str]) -> None:
   base = load_config(argv, _CONFIG, _WORKDIR)
+  distributed = _MULTIHOST.value and _COORDINATOR.value
+  if _COORDINATOR.value and not _MULTIHOST.value:
+    fail("--coordinator joins the processes of a --multihost sweep: add --multihost")
+  if distributed and not os.environ.get(SUPERVISED):
+    run_in_child("gan_jax.sweep", sys.argv)
   logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
-  from gan_jax import cpu, tables, train, trials  # after flag parsing: imports JAX
+  from gan_jax import cpu, parallel, tables, train, trials  # after flag parsing: imports JAX
 
   config_file = config_flags.get_config_filename(flags.FLAGS["config"])
   try:
     cpu.configure(base.parallel.cpu_devices, base.parallel.cpu_async_dispatch)
     sweep = trials.load_trials(config_file)
-    process = _process() if _MULTIHOST.value else (0, 1)
+    if distributed:
+      coordinator = "" if _COORDINATOR.value == "cluster" else _COORDINATOR.value
+      given = (_NUM_PROCESSES.value, _PROCESS_ID.value, _PEER_TIMEOUT.value)
+      parallel.initialize_multihost(coordinator, *given)
+    process = _process() if _MULTIHOST.value and not distributed else (0, 1)
     vectorize = {"auto": None, "true": True, "false": False}[_VECTORIZE.value]
     rows = trials.run_sweep(
       base, sweep, _WORKDIR.value, vectorize, _MAX_STACK.value, _STRATEGY.value, process

@@ -13,7 +13,6 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -134,7 +133,7 @@ class StackedRuns:
     self.metrics.flush()
 
   def _write_metrics(self, step: int, metrics) -> None:
-    metrics = jax.device_get(metrics)  # every trial's at once
+    metrics = parallel.to_host(metrics)  # every trial's at once
     for k, run in enumerate(self.runs):
       run.write_metrics(step, _trial(metrics, k))
 
@@ -155,7 +154,7 @@ class StackedRuns:
     if self._toy_quality:
       n = self.runs[0].config.eval_samples or evaluation.default_num_samples(self.runs[0].config)
       z = np.stack([self.exp.noise(run.keys["eval"], n) for run in self.runs])
-      stacked = jax.device_get(self._toy_quality(state, z))
+      stacked = parallel.to_host(self._toy_quality(state, z))
       in_order = lambda k: {name: stacked[name][k] for name in TOY_METRICS}  # as on the host
       results = [run.write_evaluation(step, in_order(k)) for k, run in enumerate(self.runs)]
     else:
@@ -173,10 +172,11 @@ def _trial(tree, k: int):
 
 
 def _trials(state: TrainState) -> list[TrainState]:
-  """Each trial's state, sliced on the host: slicing the device arrays would compile a program
-  for every shape of leaf."""
-  host = jax.device_get(state)
-  return [jax.device_put(_trial(host, k)) for k in range(len(host.step))]
+  """Each trial's state, as NumPy arrays sliced on the host: slicing the device arrays would
+  compile a program for every shape of leaf, and Orbax refuses to save arrays of one process's
+  devices in a multi-process job (NumPy arrays it saves from process 0)."""
+  host = parallel.to_host(state)
+  return [_trial(host, k) for k in range(len(host.step))]
 
 
 def train_trials(configs, workdirs, names, population=None) -> TrainState:
@@ -186,9 +186,10 @@ def train_trials(configs, workdirs, names, population=None) -> TrainState:
   configs = [config_lib.validated(c) for c in configs]
   first = configs[0]
   mesh = parallel.make_trial_mesh(len(configs), first.parallel.num_devices)
-  host_share = parallel.host_share(data.samples_per_batch(first))
+  # this host's trials, and its part of each one's batch
+  here, *share = parallel.stacked_share(mesh, len(configs), data.samples_per_batch(first))
   examples = None if first.data.source == "toy" else data.load_for(first)
-  datasets = [data.create(c, *host_share, examples) for c in configs]
+  datasets = [data.create(configs[k], *share, examples) for k in here]
   for c in configs:
     c.data.shape = datasets[0].shape
   exp = experiment.build(first, mesh)
@@ -197,9 +198,10 @@ def train_trials(configs, workdirs, names, population=None) -> TrainState:
     states = runs.restore([exp.init_state(c) for c in configs])
     start = int(jax.device_get(states[0].step))
     # stacked on the host: jnp.stack would compile a program for every shape of leaf
-    state = jax.tree.map(lambda *xs: np.stack(xs), *jax.device_get(states))
+    state = jax.tree.map(lambda *xs: np.stack(xs), *parallel.to_host(states))
     state = jax.device_put(state, sharding)
-    keys = jax.device_put(jnp.stack([run.keys["train"] for run in runs.runs]), sharding)
+    keys = np.stack([jax.random.key_data(run.keys["train"]) for run in runs.runs])
+    keys = jax.random.wrap_key_data(jax.device_put(keys, sharding))
     del states
     runs.open(start)
     streams = [data.prefetch(d, start, first.train.num_steps) for d in datasets]
@@ -249,6 +251,11 @@ def run_sweep(
   writes their run directories; once every trial is finished, process 0 writes the summary and
   returns its rows (the others return []).
 
+  In a jax.distributed job (jax.process_count() > 1, `process` = (0, 1)) every process runs
+  every program together: stacked trials are split over all processes' devices along the trial
+  axis, a trial alone is data-parallel over them; JAX's process 0 writes the run directories and
+  the summary.
+
   strategy "grid" trains every trial to the end; "pbt" and "halving" as gan_jax.population says.
   Trials of one program share one compiled step, stacked when `vectorize`, else one after
   another. vectorize=None: on accelerators only (on XLA:CPU a vmapped convolution with per-trial
@@ -271,7 +278,7 @@ def run_sweep(
       c.eval_every = c.train.num_steps  # measure the metric at the end
   groups = group_trials(configs, True, len(configs) if strategy == "pbt" else max_stack)
   process, processes = process
-  if strategy == "pbt" and processes > 1:
+  if strategy == "pbt" and (processes > 1 or jax.process_count() > 1):
     raise UserError(
       "--strategy=pbt exchanges states between trials of one program, on one host: run it "
       "without --multihost"
@@ -294,7 +301,8 @@ def run_sweep(
     if todo:
       train_trials_of_group(todo, group, group_configs)
     for i, c in mine:  # for the other processes of a multi-host sweep (_wait_for)
-      open(_done_marker(workdirs[i], c.train.num_steps), "w").close()
+      if jax.process_index() == 0:  # the one that wrote the run directories
+        open(_done_marker(workdirs[i], c.train.num_steps), "w").close()
 
   def train_trials_of_group(todo, group, group_configs) -> None:
     if strategy == "pbt":  # the population moves as one
@@ -338,7 +346,7 @@ def run_sweep(
         train_group(group, [configs[i] for i in group])
 
   train_all()
-  if process:
+  if process or jax.process_index():
     return []
   if strategy == "grid":
     _wait_for(workdirs, configs[0].train.num_steps)
@@ -388,7 +396,7 @@ def _open_record(workdir: str, names: list[str], trials: list[dict], strategy: s
 
 
 def _save_record(workdir: str, record: dict, process: int = 0) -> None:
-  if process == 0:  # one writer
+  if process == 0 and jax.process_index() == 0:  # one writer
     path = os.path.join(workdir, "sweep.json")
     reporting.write_atomically(path, json.dumps(record, indent=2))
 

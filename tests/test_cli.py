@@ -111,6 +111,7 @@ def test_train_resume_and_sample(tmp_path):
   [
     (["--config.sweep.metric=sharpness"], "unknown metric 'sharpness'"),
     (["--multihost"], "--multihost needs --process_id=I and --num_processes=N"),
+    (["--coordinator=localhost:1234"], "--coordinator joins the processes of a --multihost sweep"),
   ],
 )
 def test_sweep_errors_are_one_line(args, message, tmp_path):

@@ -1,6 +1,7 @@
 """Multi-host training for real: 2 processes on this machine (JAX's coordinator on localhost, CPU
 collectives over gloo), 2 CPU devices each, against 1 process with 4 devices; and a sweep split
-over 2 processes against the same sweep in one."""
+over 2 processes, as independent copies and as one jax.distributed job, against the same sweep in
+one."""
 
 import os
 import signal
@@ -147,5 +148,34 @@ def test_a_sweep_over_two_processes_equals_the_sweep_in_one(tmp_path):
     assert owner.startswith(f"pid {runs[k % 2].pid} "), (trial, owner)
     metrics = [(tmp_path / run / trial / "metrics.jsonl").read_text() for run in ("two", "one")]
     assert metrics[0] == metrics[1] and "eval/modes" in metrics[0], trial
+  for name in ("sweep.csv", "summary.md"):
+    assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text()
+
+
+def test_a_sweep_joined_by_jax_distributed_equals_the_sweep_in_one(tmp_path):
+  """With --coordinator the two processes are one jax.distributed job: the 4 stacked trials are
+  split over both processes' devices (one each, 2 trials per device), process 0 writes every run
+  directory, and the rerun resumes from the checkpoints saved for the job. Trained 6 steps and
+  resumed to 12, each trial's metrics equal those of one process's vectorised sweep of the same
+  trials trained straight to 12 on 2 devices, byte for byte (but for the evaluation at the end of
+  the first command)."""
+  experiment = tmp_path / "sweep4.py"
+  experiment.write_text(SWEEP_EXPERIMENT)
+  sweep = [sys.executable, "-m", "gan_jax.sweep", f"--config={experiment}", "--vectorize=true"]
+  sweep.append(f"--workdir={tmp_path / 'two'}")
+  outputs = _finish(_processes(sweep))
+  assert "| rank |" in outputs[0][0] and "| rank |" not in outputs[1][0]  # summarised once
+  _finish(_processes([*sweep, "--config.train.num_steps=12"]))
+  module = config_lib.experiment_module(experiment)
+  config = module.get_config()
+  config.parallel.num_devices, config.train.num_steps = 2, 12
+  trials.run_sweep(config, module.get_sweep(hyper), str(tmp_path / "one"), vectorize=True)
+  for k in range(4):
+    trial = f"trial_{k:03d}"
+    assert sorted(os.listdir(tmp_path / "two" / trial / "checkpoints")) == ["12", "6"]
+    lines = [(tmp_path / run / trial / "metrics.jsonl").read_text() for run in ("two", "one")]
+    first_end = '{"step": 6, "eval/'
+    lines[0] = "".join(r for r in lines[0].splitlines(True) if not r.startswith(first_end))
+    assert lines[0] == lines[1] and '{"step": 12, "eval/modes"' in lines[0], trial
   for name in ("sweep.csv", "summary.md"):
     assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text()
