@@ -46,8 +46,9 @@ _STRATEGY = flags.DEFINE_enum(
 _MULTIHOST = flags.DEFINE_bool(
   "multihost",
   False,
-  "one of several processes (hosts) sharing the sweep: each trains its share of the trials in "
-  "the shared --workdir; process 0 summarises",
+  "one of several processes (hosts) sharing the sweep in the shared --workdir: each trains its "
+  "share of the trials (with --coordinator: all of them train every program together); process 0 "
+  "summarises",
 )
 _COORDINATOR = flags.DEFINE_string(
   "coordinator",
