@@ -8,8 +8,6 @@ import math
 import os
 
 import numpy as np
-import tensorflow as tf  # for TensorBoard's HParams summaries; CLU's writer imports it anyway
-from tensorboard.plugins.hparams import api as hp
 
 from gan_jax import UserError, reporting
 from gan_jax.metrics import evaluation
@@ -137,6 +135,9 @@ def write_hparams(workdir: str, names: list[str], hparams: list[dict], q: Qualit
   """TensorBoard's HParams dashboard for `tensorboard --logdir WORKDIR`: the sweep's hyperparameters
   and metrics, and each trial (its run directory) as a session whose metrics are the scalars its
   training wrote to TRIAL/tensorboard. Rewritten whole at each summary."""
+  _, tf = reporting.tensorflow().result()
+  from tensorboard.plugins.hparams import api as hp  # it imports TensorFlow
+
   fields = sorted({k for h in hparams for k in h})
   domains = []
   for field in fields:

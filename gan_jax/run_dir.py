@@ -200,7 +200,7 @@ class RunDirectory:
     """Start writing at `step`: the metrics log keeps what came before it."""
     path = os.path.join(self.workdir, "metrics.jsonl")
     self.log = reporting.MetricsLog(path, step) if self.is_chief else None
-    self.writer = reporting.tensorboard_writer(self.workdir) if self.is_chief else None
+    self.writer = reporting.TensorBoardWriter(self.workdir) if self.is_chief else None
     self.progress = reporting.Progress(step, self.config.train.num_steps, self.prefix)
 
   def record(self, step: int, metrics) -> None:

@@ -7,9 +7,10 @@ import pathlib
 from conftest import ROOT
 
 PACKAGE = ROOT / "gan_jax"
-# Third-party imports a library may defer: TensorFlow (tfds) takes seconds to import and only the
-# tfds source needs it; torch is optional (reading pytorch-fid's .pth weights).
-DEFERRABLE = {"tensorflow_datasets", "torch"}
+# Third-party imports a library may defer: TensorFlow takes seconds to import, and only the tfds
+# source and the TensorBoard writers (CLU's and TensorBoard's HParams API import it) need it; torch
+# is optional (reading pytorch-fid's .pth weights).
+DEFERRABLE = {"tensorflow_datasets", "tensorflow", "clu", "tensorboard", "torch"}
 
 
 def _module_name(path: pathlib.Path) -> str:
