@@ -114,12 +114,14 @@ def stacked_share(mesh: jax.sharding.Mesh, num_trials: int, global_batch: int):
   """(trials, first example, number of examples) of a stacked batch that this host loads: the
   trials and the part of each trial's batch that its devices hold on a (trial, data) mesh."""
   shape = (num_trials, 1, global_batch)
-  blocks = batch_sharding(mesh).addressable_devices_indices_map(shape).values()
-  bounds = [[b[d].indices(n)[:2] for b in blocks] for d, n in enumerate(shape)]
-  (t0, t1), (b0, b1) = [
-    (min(s for s, _ in x), max(e for _, e in x)) for x in (bounds[0], bounds[2])
-  ]
-  return range(t0, t1), b0, b1 - b0
+  held = batch_sharding(mesh).addressable_devices_indices_map(shape).values()
+
+  def span(axis: int) -> tuple[int, int]:
+    bounds = [index[axis].indices(shape[axis])[:2] for index in held]
+    return min(start for start, _ in bounds), max(stop for _, stop in bounds)
+
+  (first_trial, end_trial), (first, end) = span(0), span(2)
+  return range(first_trial, end_trial), first, end - first
 
 
 def to_host(tree):

@@ -106,7 +106,7 @@ def main(argv: list[str]) -> None:
   print(f"{len(rows)} trials: {_WORKDIR.value}/sweep.csv, {_WORKDIR.value}/sweep.png")
   table = tables.load(config_file)
   if table:
-    print(tables.write(table, _WORKDIR.value, [row["trial"] for row in rows], sweep))
+    print(tables.write(table, _WORKDIR.value, trials.trial_names(len(sweep)), sweep))
     print(f"{_WORKDIR.value}/table.md")
 
 

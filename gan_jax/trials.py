@@ -47,6 +47,11 @@ def load_trials(config_file: str) -> list[dict]:
   return trials
 
 
+def trial_names(count: int) -> list[str]:
+  """The run directories of a sweep's trials, in the order of its get_sweep()."""
+  return [f"trial_{i:03d}" for i in range(count)]
+
+
 def trial_config(base: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
   config = base.copy_and_resolve_references()
   for field, value in overrides.items():
@@ -290,7 +295,7 @@ def run_sweep(
         "--strategy=pbt trains the population as one program: its trials may differ only in "
         f"the seed and numbers ({', '.join(vector_fields())})"
       )
-  names = [f"trial_{i:03d}" for i in range(len(trials))]
+  names = trial_names(len(trials))
   workdirs = [os.path.join(workdir, n) for n in names]
   os.makedirs(workdir, exist_ok=True)
   record = _open_record(workdir, names, trials, strategy)

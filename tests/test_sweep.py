@@ -176,16 +176,25 @@ get_sweep = TABLE.sweep
 def test_table_command_summarises_each_row_over_its_seeds(tmp_path):
   """A table experiment's rows x seeds from one command: each row's seeds train as one program,
   are evaluated at their last step, and table.md puts their mean +- standard error beside the
-  paper's numbers."""
+  paper's numbers. The tiny trials' evaluations are then replaced by distinct ones that rank the
+  last trials first, and the command run again (summary and table only): each row must still be
+  its own trials (table.md took the trials best first as if in the sweep's order)."""
   experiment = tmp_path / "table.py"
   experiment.write_text(TABLE_EXPERIMENT)
   workdir = tmp_path / "t"
-  result = run_python(
-    "-m", "gan_jax.sweep", f"--config={experiment}", f"--workdir={workdir}", "--vectorize=true"
-  )
+  command = ["-m", "gan_jax.sweep", f"--config={experiment}", f"--workdir={workdir}"]
+  result = run_python(*command, "--vectorize=true")
   assert result.returncode == 0, result.stderr
   record = json.loads((workdir / "sweep.json").read_text())
   assert {t["trials_in_program"] for t in record["timing"].values()} == {3}
+  for k in range(6):
+    records = _curve(workdir / f"trial_{k:03d}")
+    assert "eval/modes" in records[-1]
+    records[-1] |= {"eval/modes": float(k), "eval/high_quality_percent": 10.0 * k}
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    (workdir / f"trial_{k:03d}" / "metrics.jsonl").write_text(text)
+  result = run_python(*command)
+  assert result.returncode == 0 and "training" not in result.stdout, result.stderr
   markdown = (workdir / "table.md").read_text()
   assert (
     markdown == result.stdout.split("sweep.png\n")[1].split(f"{workdir}/table.md")[0].strip() + "\n"
