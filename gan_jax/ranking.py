@@ -135,9 +135,7 @@ def write_hparams(workdir: str, names: list[str], hparams: list[dict], q: Qualit
   """TensorBoard's HParams dashboard for `tensorboard --logdir WORKDIR`: the sweep's hyperparameters
   and metrics, and each trial (its run directory) as a session whose metrics are the scalars its
   training wrote to TRIAL/tensorboard. Rewritten whole at each summary."""
-  _, tf = reporting.tensorflow().result()
-  from tensorboard.plugins.hparams import api as hp  # it imports TensorFlow
-
+  _, tf, hp = reporting.tensorboard_modules().result()
   fields = sorted({k for h in hparams for k in h})
   domains = []
   for field in fields:

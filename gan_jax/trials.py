@@ -305,8 +305,8 @@ def run_sweep(
     todo = [(i, c) for i, c in mine if not _finished(c, workdirs[i])]
     if todo:
       train_trials_of_group(todo, group, group_configs)
-    for i, c in mine:  # for the other processes of a multi-host sweep (_wait_for)
-      if jax.process_index() == 0:  # the one that wrote the run directories
+    if jax.process_index() == 0:  # the process that wrote the run directories
+      for i, c in mine:  # for the other processes of a multi-host sweep (_wait_for)
         open(_done_marker(workdirs[i], c.train.num_steps), "w").close()
 
   def train_trials_of_group(todo, group, group_configs) -> None:

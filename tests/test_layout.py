@@ -4,12 +4,12 @@ place that builds the train step."""
 import ast
 import pathlib
 
-from conftest import ROOT
+from conftest import ROOT, run_python
 
 PACKAGE = ROOT / "gan_jax"
 # Third-party imports a library may defer: TensorFlow takes seconds to import, and only the tfds
-# source and the TensorBoard writers (CLU's and TensorBoard's HParams API import it) need it; torch
-# is optional (reading pytorch-fid's .pth weights).
+# source and the TensorBoard writers (CLU's and the HParams API import it) need it; torch is
+# optional (reading pytorch-fid's .pth weights).
 DEFERRABLE = {"tensorflow_datasets", "tensorflow", "clu", "tensorboard", "torch"}
 
 
@@ -116,3 +116,13 @@ def test_one_place_builds_the_train_step():
       if module == "gan_jax.train_step" and {"train_step", "init_state", "make_gan"} & set(names):
         builders.append(path.relative_to(ROOT).as_posix())
   assert sorted(set(builders)) == ["gan_jax/experiment.py"]
+
+
+def test_the_libraries_import_without_tensorflow():
+  """TensorFlow takes seconds to import: only the tfds source and a run's TensorBoard writers load
+  it, when they are used, so importing every library module loads neither it nor CLU."""
+  _, commands, _ = _graph()
+  libraries = ", ".join(sorted(set(MODULES) - commands))  # commands define clashing flags
+  code = f"import sys, {libraries}; print([m for m in ('tensorflow', 'clu') if m in sys.modules])"
+  result = run_python("-c", code)
+  assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
