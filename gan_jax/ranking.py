@@ -8,6 +8,7 @@ import math
 import os
 
 import numpy as np
+from tensorboard.plugins.hparams import summary_v2 as hp
 
 from gan_jax import UserError, reporting
 from gan_jax.metrics import evaluation
@@ -135,7 +136,6 @@ def write_hparams(workdir: str, names: list[str], hparams: list[dict], q: Qualit
   """TensorBoard's HParams dashboard for `tensorboard --logdir WORKDIR`: the sweep's hyperparameters
   and metrics, and each trial (its run directory) as a session whose metrics are the scalars its
   training wrote to TRIAL/tensorboard. Rewritten whole at each summary."""
-  _, tf, hp = reporting.tensorboard_modules().result()
   fields = sorted({k for h in hparams for k in h})
   domains = []
   for field in fields:
@@ -146,19 +146,18 @@ def write_hparams(workdir: str, names: list[str], hparams: list[dict], q: Qualit
       domains.append(hp.HParam(field, hp.Discrete([str(v) for v in values])))
   metrics = [hp.Metric(f"eval/{m}", group="tensorboard") for m in (q.metrics if q else ())]
   metrics += [hp.Metric(k, group="tensorboard") for k in ("d_loss", "g_loss")]
-  jobs = [(workdir, lambda: hp.hparams_config(hparams=domains, metrics=metrics))]
+  summaries = [(workdir, hp.hparams_config_pb(hparams=domains, metrics=metrics))]
   for name, h in zip(names, hparams):
     values = {
       d: (float(h[d.name]) if d.domain.dtype is float else str(h[d.name]))
       for d in domains
       if d.name in h
     }
-    jobs.append((os.path.join(workdir, name), lambda v=values, n=name: hp.hparams(v, trial_id=n)))
-  for logdir, write in jobs:
+    summaries.append((os.path.join(workdir, name), hp.hparams_pb(values, trial_id=name)))
+  for logdir, summary in summaries:
     for old in os.listdir(logdir):
       if old.startswith("events.out.tfevents.") and old.endswith(".hparams"):
         os.remove(os.path.join(logdir, old))
-    writer = tf.summary.create_file_writer(logdir, filename_suffix=".hparams")
-    with writer.as_default():
-      write()
+    writer = reporting.TensorBoardWriter(logdir, suffix=".hparams")
+    writer.write_summary(0, summary)
     writer.close()

@@ -200,7 +200,11 @@ class RunDirectory:
     """Start writing at `step`: the metrics log keeps what came before it."""
     path = os.path.join(self.workdir, "metrics.jsonl")
     self.log = reporting.MetricsLog(path, step) if self.is_chief else None
-    self.writer = reporting.TensorBoardWriter(self.workdir) if self.is_chief else None
+    self.writer = (
+      reporting.TensorBoardWriter(os.path.join(self.workdir, "tensorboard"))
+      if self.is_chief
+      else None
+    )
     self.progress = reporting.Progress(step, self.config.train.num_steps, self.prefix)
 
   def record(self, step: int, metrics) -> None:
@@ -252,7 +256,7 @@ class RunDirectory:
     plotting.save_curves(self.log.records, os.path.join(self.workdir, "curves.png"))
     if samples.ndim == 4:
       grid = plotting.image_grid(samples, self.grid_cols)
-      self.writer.write_images(step, {"samples": grid[None]})
+      self.writer.write_image(step, "samples", grid)
 
   def evaluate(self, step: int, state: TrainState) -> dict | None:
     """gan_jax.evaluate's metrics of the current G, as a metrics.jsonl record of their own;

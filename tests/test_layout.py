@@ -8,9 +8,8 @@ from conftest import ROOT, run_python
 
 PACKAGE = ROOT / "gan_jax"
 # Third-party imports a library may defer: TensorFlow takes seconds to import, and only the tfds
-# source and the TensorBoard writers (CLU's and the HParams API import it) need it; torch is
-# optional (reading pytorch-fid's .pth weights).
-DEFERRABLE = {"tensorflow_datasets", "tensorflow", "clu", "tensorboard", "torch"}
+# source needs it; torch is optional (reading pytorch-fid's .pth weights).
+DEFERRABLE = {"tensorflow_datasets", "tensorflow", "torch"}
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -118,11 +117,18 @@ def test_one_place_builds_the_train_step():
   assert sorted(set(builders)) == ["gan_jax/experiment.py"]
 
 
-def test_the_libraries_import_without_tensorflow():
-  """TensorFlow takes seconds to import: only the tfds source and a run's TensorBoard writers load
-  it, when they are used, so importing every library module loads neither it nor CLU."""
+def test_training_and_sweep_summaries_run_without_tensorflow(tmp_path):
+  """TensorFlow takes seconds to import and to tear down: only the tfds source loads it. Importing
+  every library module, training a run (TensorBoard scalars included) and writing a sweep's
+  HParams dashboard load neither it nor CLU."""
   _, commands, _ = _graph()
   libraries = ", ".join(sorted(set(MODULES) - commands))  # commands define clashing flags
-  code = f"import sys, {libraries}; print([m for m in ('tensorflow', 'clu') if m in sys.modules])"
-  result = run_python("-c", code)
-  assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+  code = f"""import sys, {libraries}
+from conftest import tiny_toy_config
+gan_jax.train.train_and_evaluate(tiny_toy_config(), {str(tmp_path)!r} + "/run")
+gan_jax.ranking.write_hparams({str(tmp_path)!r}, ["run"], [dict(seed=0)], None)
+print([m for m in ("tensorflow", "clu") if m in sys.modules])"""
+  result = run_python("-c", f"import sys; sys.path.insert(0, 'tests')\n{code}")
+  assert result.returncode == 0 and result.stdout.strip().endswith("[]"), (
+    result.stdout + result.stderr
+  )

@@ -1,15 +1,19 @@
 """train_and_evaluate end to end on tiny configs: determinism, exact resume, the run directory,
 refusals that lose nothing, and learning on the 2-D ring."""
 
+import io
 import json
 import os
 
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
+import PIL.Image
 import pytest
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
 
-from gan_jax import UserError, data, run_dir, train, trials
+from gan_jax import UserError, data, reporting, run_dir, train, trials
 from gan_jax.data import toy
 
 from conftest import mnist_test_set, optimized_compiles, tiny_dcgan_config, tiny_toy_config
@@ -90,8 +94,35 @@ def test_run_directory_contract(tmp_path):
   )
   assert sorted(os.listdir(workdir / "samples")) == ["step_0000010.png", "step_0000020.png"]
   assert (workdir / "curves.png").stat().st_size > 0
-  assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir / "tensorboard"))
+  # TensorBoard reads the same numbers as metrics.jsonl
+  events = _tensorboard_events(workdir / "tensorboard")
+  for key in ("d_loss", "g_loss"):
+    logged = [(e.step, tensor_util.make_ndarray(e.tensor_proto)) for e in events.Tensors(key)]
+    assert logged == [(r["step"], np.float32(r[key])) for r in records]
   assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [15, 20]  # keep 2
+
+
+def _tensorboard_events(logdir):
+  events = event_accumulator.EventAccumulator(
+    str(logdir), size_guidance={event_accumulator.TENSORS: 0, event_accumulator.IMAGES: 0}
+  )
+  events.Reload()
+  return events
+
+
+def test_tensorboard_shows_the_sample_grids_pixel_for_pixel(tmp_path):
+  grey = np.arange(6 * 5, dtype=np.uint8).reshape(6, 5, 1)
+  colour = np.zeros((4, 7, 3), np.uint8)
+  colour[1, 2] = (255, 128, 1)
+  writer = reporting.TensorBoardWriter(str(tmp_path))
+  writer.write_image(10, "samples", grey)
+  writer.write_image(20, "samples", colour)
+  writer.close()
+  shown = _tensorboard_events(tmp_path).Images("samples")
+  assert [e.step for e in shown] == [10, 20]
+  for event, image in zip(shown, (grey, colour)):
+    pixels = np.asarray(PIL.Image.open(io.BytesIO(event.encoded_image_string)))
+    np.testing.assert_array_equal(pixels.reshape(image.shape), image)
 
 
 def test_workdir_of_another_experiment_is_refused_untouched(tmp_path):
