@@ -249,6 +249,9 @@ class RunDirectory:
     self.flush()  # no pictures of a state whose step's metrics are not finite
     # every process runs G on the global state
     samples = self.exp.sample(state, self.noise, self.grid_labels)
+    # Drawn beside Orbax's writer threads, matplotlib ran at half speed (the GIL): a checkpoint of
+    # the same step is finished first.
+    self.mngr.wait_until_finished()
     if not self.is_chief:
       return
     path = os.path.join(self.workdir, "samples", f"step_{step:07d}.png")
