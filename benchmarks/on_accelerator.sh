@@ -26,6 +26,7 @@
 # SCALE=small runs each item for a few steps at small widths: a smoke test on a CPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # gan_jax, uninstalled, for benchmarks/*.py
 [ $# -gt 0 ] || set -- help
 for one in "$@"; do
   case $one in
