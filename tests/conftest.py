@@ -25,6 +25,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(os.environ.get("GAN_JAX_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -163,3 +164,11 @@ def mnist_test_set(shared_data: pathlib.Path, count: int = 512, labelled: bool =
   with gzip.open(shared_data / "mnist" / "t10k-labels-idx1-ubyte.gz") as f:
     labels = np.frombuffer(f.read(), np.uint8, offset=8)[:count].astype(np.int32)
   return data.Examples(images, labels if labelled else None)
+
+
+def tensorboard_events(logdir) -> event_accumulator.EventAccumulator:
+  """What TensorBoard reads from the event files in `logdir`, every event kept."""
+  sizes = {event_accumulator.TENSORS: 0, event_accumulator.IMAGES: 0}
+  events = event_accumulator.EventAccumulator(str(logdir), size_guidance=sizes)
+  events.Reload()
+  return events

@@ -9,7 +9,7 @@ import pytest
 
 from gan_jax import UserError, experiment, hyper, ranking, train, trials
 
-from conftest import load_experiment, run_python, tiny_toy_config
+from conftest import load_experiment, run_python, tensorboard_events, tiny_toy_config
 
 
 def test_hyper_helpers():
@@ -274,11 +274,9 @@ def test_trials_one_after_another_share_one_compiled_step(tmp_path, monkeypatch)
 
 
 def _hparams(logdir, tag):
-  from tensorboard.backend.event_processing import event_accumulator
   from tensorboard.plugins.hparams import plugin_data_pb2
 
-  events = event_accumulator.EventAccumulator(str(logdir))
-  events.Reload()
+  events = tensorboard_events(logdir)
   return plugin_data_pb2.HParamsPluginData.FromString(events.PluginTagToContent("hparams")[tag])
 
 

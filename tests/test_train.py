@@ -10,13 +10,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import PIL.Image
 import pytest
-from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
 from gan_jax import UserError, data, reporting, run_dir, train, trials
 from gan_jax.data import toy
 
-from conftest import mnist_test_set, optimized_compiles, tiny_dcgan_config, tiny_toy_config
+from conftest import (
+  mnist_test_set,
+  optimized_compiles,
+  tensorboard_events,
+  tiny_dcgan_config,
+  tiny_toy_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,19 +100,11 @@ def test_run_directory_contract(tmp_path):
   assert sorted(os.listdir(workdir / "samples")) == ["step_0000010.png", "step_0000020.png"]
   assert (workdir / "curves.png").stat().st_size > 0
   # TensorBoard reads the same numbers as metrics.jsonl
-  events = _tensorboard_events(workdir / "tensorboard")
+  events = tensorboard_events(workdir / "tensorboard")
   for key in ("d_loss", "g_loss"):
     logged = [(e.step, tensor_util.make_ndarray(e.tensor_proto)) for e in events.Tensors(key)]
     assert logged == [(r["step"], np.float32(r[key])) for r in records]
   assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [15, 20]  # keep 2
-
-
-def _tensorboard_events(logdir):
-  events = event_accumulator.EventAccumulator(
-    str(logdir), size_guidance={event_accumulator.TENSORS: 0, event_accumulator.IMAGES: 0}
-  )
-  events.Reload()
-  return events
 
 
 def test_tensorboard_shows_the_sample_grids_pixel_for_pixel(tmp_path):
@@ -118,7 +115,7 @@ def test_tensorboard_shows_the_sample_grids_pixel_for_pixel(tmp_path):
   writer.write_image(10, "samples", grey)
   writer.write_image(20, "samples", colour)
   writer.close()
-  shown = _tensorboard_events(tmp_path).Images("samples")
+  shown = tensorboard_events(tmp_path).Images("samples")
   assert [e.step for e in shown] == [10, 20]
   for event, image in zip(shown, (grey, colour)):
     pixels = np.asarray(PIL.Image.open(io.BytesIO(event.encoded_image_string)))
