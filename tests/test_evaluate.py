@@ -145,3 +145,31 @@ def test_stacked_mnist_modes_are_read_channel_by_channel(small_classifier, mnist
   result = evaluation.stacked_mode_coverage(samples, extractor)
   assert result["modes"] == 4 and result["how"]["num_fake"] == 20
   assert result["mode_kl_to_uniform"] == pytest.approx(np.log(1000 / 4), rel=1e-6)
+
+
+def test_classifier_command_trains_on_labelled_data_of_your_own(tmp_path, mnist_test):
+  images, labels = mnist_test
+  own = tmp_path / "digits.npz"
+  np.savez(own, images=images[:2000], labels=labels[:2000])
+  workdir = tmp_path / "classifier"
+  args = ["-m", "gan_jax.classifier", f"--path={own}", f"--workdir={workdir}", "--epochs=2"]
+  done = run_python(*args, "--test_examples=300", "--seed=3")
+  assert done.returncode == 0, done.stderr
+  info = json.loads((workdir / "classifier.json").read_text())
+  assert info["dataset"] == str(own) and info["image_shape"] == [28, 28, 1]
+  # the accuracy it reports is that of the 300 examples the seed held out
+  held_out = np.random.default_rng(3).permutation(2000)[:300]
+  _, logits = classifier.load(str(workdir)).features_of(images[held_out])
+  assert info["test_accuracy"] == pytest.approx((logits.argmax(1) == labels[held_out]).mean())
+  assert info["test_accuracy"] > 0.8
+
+  np.savez(own, images=images[:100])
+  for extra, message in [
+    ([], "has no 'labels' array"),
+    (["--path=missing.npz"], "no such file or folder"),
+  ]:
+    done = run_python(*args, *extra)
+    assert done.returncode == 2 and message in done.stderr.strip().splitlines()[-1], done.stderr
+  np.savez(own, images=images[:100], labels=labels[:100])
+  done = run_python(*args, "--test_examples=100")
+  assert done.returncode == 2 and "between 1 and 99" in done.stderr
