@@ -45,9 +45,15 @@ def load(config_file: str) -> Table | None:
 def mean_and_error(values) -> str:
   values = np.asarray(values, float)
   if len(values) == 1:
-    return f"{values[0]:.3g}"
+    return _significant(values[0], 3)
   error = values.std(ddof=1) / math.sqrt(len(values))
-  return f"{values.mean():.3g} ± {error:.2g}"
+  return f"{_significant(values.mean(), 3)} ± {_significant(error, 2)}"
+
+
+def _significant(x: float, digits: int) -> str:
+  """`digits` significant digits, but whole numbers written out: 1000 modes, not 1e+03."""
+  text = f"{x:.{digits}g}"
+  return f"{x:.0f}" if "e+" in text else text
 
 
 def write(table: Table, workdir: str, names: list[str], trials: list[dict]) -> str:

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from gan_jax import UserError, experiment, hyper, ranking, train, trials
+from gan_jax import UserError, experiment, hyper, ranking, tables, train, trials
 
 from conftest import load_experiment, run_python, tensorboard_events, tiny_toy_config
 
@@ -171,6 +171,15 @@ def get_config():
 
 get_sweep = TABLE.sweep
 """
+
+
+def test_table_numbers_keep_three_significant_digits_without_exponents():
+  assert tables.mean_and_error([6.25]) == "6.25"
+  assert tables.mean_and_error([1000.0]) == "1000"  # Stacked MNIST's modes
+  assert tables.mean_and_error([999.6]) == "1000"
+  assert tables.mean_and_error([990.0, 1000.0]) == "995 ± 5"
+  assert tables.mean_and_error([100.0, 400.0]) == "250 ± 150"
+  assert tables.mean_and_error([0.0012, 0.0014]) == "0.0013 ± 0.0001"
 
 
 def test_table_command_summarises_each_row_over_its_seeds(tmp_path):
