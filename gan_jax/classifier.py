@@ -77,12 +77,8 @@ def main(argv: list[str]) -> None:
 
 
 def _own_data(sources) -> tuple[np.ndarray, np.ndarray]:
-  path = _PATH.value
-  if os.path.isdir(path):
-    return sources.load_folder(path, with_labels=True)
-  if not os.path.isfile(path):
-    raise UserError(f"--path={path!r}: no such file or folder")
-  return sources.load_npz(path, with_labels=True)
+  load = sources.load_folder if os.path.isdir(_PATH.value) else sources.load_npz
+  return load(_PATH.value, with_labels=True, setting="--path")
 
 
 def _held_out(examples: tuple[np.ndarray, np.ndarray], count: int):

@@ -164,9 +164,14 @@ def test_classifier_command_trains_on_labelled_data_of_your_own(tmp_path, mnist_
   assert info["test_accuracy"] > 0.8
 
   np.savez(own, images=images[:100])
+  (tmp_path / "no_classes").mkdir()
   for extra, message in [
     ([], "has no 'labels' array"),
-    (["--path=missing.npz"], "no such file or folder"),
+    (["--path=missing.npz"], "--path='missing.npz': no such file"),
+    (
+      [f"--path={tmp_path / 'no_classes'}"],
+      f"--path={str(tmp_path / 'no_classes')!r} has no class",
+    ),
   ]:
     done = run_python(*args, *extra)
     assert done.returncode == 2 and message in done.stderr.strip().splitlines()[-1], done.stderr

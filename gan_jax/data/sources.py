@@ -83,10 +83,11 @@ def _check_offline_files(builder, name: str, manual_dir: str, download: bool) ->
     )
 
 
-def load_npz(path: str, with_labels: bool = False):
-  """The 'images' array of an .npz file (and its 'labels' if asked)."""
+def load_npz(path: str, with_labels: bool = False, setting: str = "config.data.path"):
+  """The 'images' array of an .npz file (and its 'labels' if asked). `setting` names what the
+  user set the path with, for the error messages."""
   if not os.path.isfile(path):
-    raise UserError(f"config.data.path={path!r}: no such file")
+    raise UserError(f"{setting}={path!r}: no such file")
   keys = ("images", "labels") if with_labels else ("images",)
   try:
     with np.load(path, allow_pickle=False) as archive:
@@ -100,27 +101,29 @@ def load_npz(path: str, with_labels: bool = False):
   return (images, _check_labels(arrays[1], len(images), path)) if with_labels else images
 
 
-def load_folder(path: str, size: int = 0, with_labels: bool = False):
+def load_folder(
+  path: str, size: int = 0, with_labels: bool = False, setting: str = "config.data.path"
+):
   """Every PNG in a folder (sorted by name), in the colour mode of the first; resized to
   size x size when `size` is given (the files may then differ in size). With labels, the PNGs
   of its subfolders instead, each subfolder a class (classes numbered in name order)."""
   folder = pathlib.Path(path)
   if not with_labels:
-    return _load_pngs(path, sorted(folder.glob("*.png")) if folder.is_dir() else [], size)
+    return _load_pngs(path, sorted(folder.glob("*.png")) if folder.is_dir() else [], size, setting)
   classes = sorted(d for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
   files = [(f, label) for label, d in enumerate(classes) for f in sorted(d.glob("*.png"))]
   if not files:
     raise UserError(
-      f"config.data.path={path!r} has no class subfolders of .png files, "
-      "which a conditional model (model.num_classes > 0) reads as its labels"
+      f"{setting}={path!r} has no class subfolders of .png files, from which a conditional "
+      "model (model.num_classes > 0) or a classifier reads the labels"
     )
-  images = _load_pngs(path, [f for f, _ in files], size)
+  images = _load_pngs(path, [f for f, _ in files], size, setting)
   return images, np.array([label for _, label in files], np.int32)
 
 
-def _load_pngs(path: str, files: list, size: int) -> np.ndarray:
+def _load_pngs(path: str, files: list, size: int, setting: str) -> np.ndarray:
   if not files:
-    raise UserError(f"config.data.path={path!r} is not a folder of .png files")
+    raise UserError(f"{setting}={path!r} is not a folder of .png files")
   images, mode = [], None
   for f in files:
     try:
