@@ -8,7 +8,8 @@ import ml_collections
 from gan_jax import UserError
 
 LOSSES = ("minimax", "non_saturating", "wasserstein", "wgan_gp", "hinge", "least_squares")
-MODELS = ("dcgan", "resnet", "mlp")
+MODELS = ("dcgan", "tf_dcgan", "resnet", "mlp")
+NOISES = ("normal", "uniform")
 CONDITIONINGS = ("projection", "acgan")
 SCHEDULES = ("constant", "linear")
 NORMS = ("batch", "layer", "none")
@@ -60,6 +61,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.loss = "non_saturating"
   c.n_critic = 1  # D updates per G update
+  c.g_steps = 1  # G updates per step, on the same noise (PacGAN's Stacked-MNIST code runs 2)
   c.clip_value = 0.0  # WGAN weight clipping of D's parameters; 0 = off
   c.gp_weight = 10.0  # lambda of the WGAN-GP penalty (used by loss=wgan_gp only)
   c.r1_gamma = 0.0  # R1 penalty on real data, gamma/2 * E||grad D(x)||^2; 0 = off
@@ -71,6 +73,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.name = "dcgan"
   c.model.nz = 100
+  c.model.noise = "normal"  # G's noise: N(0, 1), or "uniform" on [-1, 1]
   c.model.ngf = 64
   c.model.ndf = 64
   c.model.g_norm = "batch"
@@ -112,7 +115,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64  # global batch (of packs when pac > 1), split over devices and hosts
-  c.train.num_steps = 5000  # one step = n_critic D updates + one G update
+  c.train.num_steps = 5000  # one step = n_critic D updates + g_steps G updates
   # Linear learning-rate schedules decay to 0 over this many steps; 0 = train.num_steps, fixed in
   # config.json when the run starts, so that a resumed run keeps its schedule.
   c.train.decay_steps = 0
@@ -205,6 +208,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Raise UserError naming the first field that cannot work."""
   _choice(config, "loss", LOSSES)
   _choice(config, "model.name", MODELS)
+  _choice(config, "model.noise", NOISES)
   _choice(config, "model.g_norm", NORMS)
   _choice(config, "model.d_norm", NORMS)
   _choice(config, "model.g_output", ("tanh", "linear"))
@@ -222,6 +226,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise UserError(f"config.data.source={config.data.source} needs --config.data.path=PATH")
   for field in (
     "n_critic",
+    "g_steps",
     "pac",
     "train.batch_size",
     "log_every",
@@ -279,10 +284,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
 
   if config.model.num_classes:
-    if config.model.name == "mlp" or config.data.source in ("toy", "stacked_mnist"):
+    if config.model.name in ("mlp", "tf_dcgan") or config.data.source in ("toy", "stacked_mnist"):
       raise UserError(
         "config.model.num_classes > 0 needs labelled images and model dcgan or resnet "
-        "(the 2-D toys, Stacked MNIST and the MLP are unconditional)"
+        "(the 2-D toys, Stacked MNIST, the MLP and tf_dcgan are unconditional)"
       )
     if config.pac > 1:
       raise UserError("config.pac > 1 packs unconditional samples; set config.model.num_classes=0")
@@ -290,6 +295,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise UserError(
         "config.model.num_classes > 0 conditions G's BatchNorm; set --config.model.g_norm=batch"
       )
+  if config.model.name == "tf_dcgan" and (
+    config.model.g_spectral_norm or config.model.d_spectral_norm
+  ):
+    raise UserError("model tf_dcgan has no spectral norm; use model dcgan or resnet")
   if config.unroll_steps and config.optimizer.d.name != "adam":
     raise UserError(
       "config.unroll_steps > 0 differentiates through D's optimiser, which needs "

@@ -26,6 +26,7 @@ from gan_jax.train_step import (
   generate,
   init_state,
   make_gan,
+  noise,
   state_hparams,
   train_step,
 )
@@ -62,7 +63,7 @@ class Experiment:
 
   def noise(self, key: jax.Array, n: int) -> np.ndarray:
     """Noise for `sample`, the same on every host (a host-side array, as multi-host jit wants)."""
-    return np.asarray(jax.random.normal(key, (n, self.config.model.nz)))
+    return np.asarray(noise(self.config.model.noise, key, (n, self.config.model.nz)))
 
   def labels(self, n: int, label: int | None = None) -> np.ndarray | None:
     """The classes to ask G for n samples: None when unconditional; all `label`, or else each
@@ -108,7 +109,7 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Experim
   # standing statistics are G's own batch statistics, not averaged over the data axis
   alone = gan.generator.clone(axis_name=None)
   standing_stats = jax.jit(
-    functools.partial(_standing_stats, alone, config.model.nz, config.model.num_classes)
+    functools.partial(_standing_stats, alone, gan.noise, gan.nz, gan.num_classes)
   )
   sample_trials = jax.jit(jax.vmap(functools.partial(_eval_samples, gan, standing_stats)))
   return Experiment(
@@ -134,7 +135,14 @@ def _eval_samples(gan: GAN, standing_stats, ema_params, g_stats, ema_decay, z):
 
 
 def _standing_stats(
-  generator, nz: int, num_classes: int, params, stats, batches: int = 4, batch_size: int = 256
+  generator,
+  noise_kind: str,
+  nz: int,
+  num_classes: int,
+  params,
+  stats,
+  batches: int = 4,
+  batch_size: int = 256,
 ):
   """BatchNorm statistics of G with `params` itself, as BigGAN's standing statistics: each
   layer's train-mode batch statistics averaged over a few batches of fixed noise (and classes in
@@ -143,7 +151,7 @@ def _standing_stats(
   labels = jnp.arange(batch_size) % num_classes if num_classes else None
 
   def of_batch(key):
-    z = jax.random.normal(key, (batch_size, nz))
+    z = noise(noise_kind, key, (batch_size, nz))
     variables = {**stats, "params": params, "batch_stats": zeros}
     _, updated = generator.apply(variables, z, train=True, labels=labels, mutable=list(stats))
     # from zero, a BatchNorm update keeps (1 - momentum) of the batch's statistics

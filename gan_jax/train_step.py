@@ -6,6 +6,7 @@ A batch is an array of examples, or for a class-conditional GAN the pair (exampl
 """
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax
@@ -63,6 +64,8 @@ class GAN:
   acgan: bool = False  # D has an auxiliary classifier whose cross-entropy both losses add
   augment: tuple[str, ...] = ()  # DiffAugment ops on everything D sees
   pac: int = 1  # PacGAN: D judges packs of this many samples; global_batch counts packs
+  g_steps: int = 1  # G updates per step, on the same noise
+  noise: str = "normal"  # G's noise distribution (see `noise`)
   unroll_steps: int = 0  # Unrolled GAN: G's loss through this many differentiable D updates
 
 
@@ -177,6 +180,8 @@ def make_gan(config: ml_collections.ConfigDict, generator, discriminator) -> GAN
     augment=config_lib.augment_ops(config.augment.policy),
     pac=config.pac,
     unroll_steps=config.unroll_steps,
+    g_steps=config.g_steps,
+    noise=config.model.noise,
   )
 
 
@@ -209,10 +214,17 @@ def _local_slice(x, axis):
   return lax.dynamic_slice_in_dim(x, lax.axis_index(DATA_AXIS) * size, size, axis=axis)
 
 
+def noise(kind: str, key, shape):
+  """G's input: N(0, 1), or for "uniform" U(-1, 1) (carpedm20's DCGAN, which PacGAN's code uses)."""
+  if kind == "uniform":
+    return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
+  return jax.random.normal(key, shape)
+
+
 def _draw(gan: GAN, key, batch: tuple[int, ...], image_size) -> dict:
   """G's noise "z", the labels it is asked for and DiffAugment's numbers for the real and the
   generated batch, drawn for global batches of shape `batch` and sliced to this device's share."""
-  draws = dict(z=jax.random.normal(key, (*batch, gan.nz)))
+  draws = dict(z=noise(gan.noise, key, (*batch, gan.nz)))
   if gan.num_classes:
     draws["labels"] = jax.random.randint(jax.random.fold_in(key, 2), batch, 0, gan.num_classes)
   if gan.augment:
@@ -326,7 +338,7 @@ def _generator_update(gan: GAN, state: TrainState, fake, g_vjp, draws, critic_in
 
 
 def train_step(gan: GAN, state: TrainState, batch, key):
-  """n_critic D updates, then one G update.
+  """n_critic D updates, then g_steps G updates.
 
   batch: this device's (n_critic, batch * pac / devices, ...) slice of the global batch (with the
   labels of a conditional GAN beside it). key: the run's root key; the step's randomness is
@@ -340,7 +352,9 @@ def train_step(gan: GAN, state: TrainState, batch, key):
   samples = gan.global_batch * gan.pac
   draws = _draw(gan, noise_key, (gan.n_critic, samples), image_size)
   gp_eps = _local_slice(jax.random.uniform(eps_key, (gan.n_critic, gan.global_batch)), 1)
-  generate = lambda p, stats, d: _apply(gan.generator, p, stats, d["z"], d.get("labels"))
+
+  def generate(params, stats, d):  # train-mode samples and G's updated statistics
+    return _apply(gan.generator, params, stats, d["z"], d.get("labels"))
 
   if gan.n_critic == 1:
     # The D and the G update share one generated batch, as pytorch/examples dcgan.
@@ -375,6 +389,12 @@ def train_step(gan: GAN, state: TrainState, batch, key):
   # An unrolled G's loss looks ahead from D's last update, on that update's real batch.
   critic_inputs = (real[last], None if labels is None else labels[last], gp_eps[last])
   state, g_metrics = _generator_update(gan, state, fake, g_vjp, draws, critic_inputs)
+  for _ in range(gan.g_steps - 1):  # again on the same noise, through G's new weights
+    fake, g_vjp, g_stats = jax.vjp(
+      functools.partial(generate, stats=state.g_stats, d=draws), state.g_params, has_aux=True
+    )
+    state = state.replace(g_stats=g_stats)
+    state, g_metrics = _generator_update(gan, state, fake, g_vjp, draws, critic_inputs)
   metrics = lax.pmean({**d_metrics, **g_metrics}, DATA_AXIS)
   return state.replace(step=state.step + 1), metrics
 

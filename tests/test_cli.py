@@ -40,6 +40,12 @@ def _user_lines(stderr):
     (["--config.loss=wgan_gp", "--config.model.d_norm=batch"], "a BatchNorm critic mixes"),
     (["--config.r1_gamma=1.0", "--config.model.d_norm=batch"], "a BatchNorm critic mixes"),
     (["--config.pac=0"], "config.pac=0 must be > 0"),
+    (["--config.g_steps=0"], "config.g_steps=0 must be > 0"),
+    (["--config.model.noise=gauss"], "config.model.noise='gauss' is not one of normal, uniform"),
+    (
+      ["--config.model.name=tf_dcgan", "--config.model.d_spectral_norm=true"],
+      "model tf_dcgan has no spectral norm",
+    ),
     (["--config.unroll_steps=3", "--config.optimizer.d.name=rmsprop"], "optimizer.d.name=adam"),
   ],
 )

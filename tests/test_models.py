@@ -11,7 +11,7 @@ import pytest
 from flax.traverse_util import flatten_dict
 
 from gan_jax import UserError
-from gan_jax.models import dcgan, layers, mlp, resnet
+from gan_jax.models import dcgan, layers, mlp, resnet, tf_dcgan
 
 from conftest import param_count
 
@@ -123,6 +123,80 @@ def test_fast_conv_matches_lax(kernel, stride, padding, size, big_channels):
     lambda x, w: _reference_conv(x, w, stride, padding),
     x,
     w,
+  )
+
+
+def _tensorflow_tf_dcgan(tf, g_params, d_params, z, ngf, image_shape):
+  """carpedm20/DCGAN-tensorflow's G and D in train mode, written with TensorFlow's own ops on our
+  parameters: the PacGAN's Stacked-MNIST network as its authors ran it."""
+  batch = z.shape[0]
+
+  def bn(x, p):
+    mean, variance = tf.nn.moments(x, axes=[0, 1, 2])
+    return tf.nn.batch_normalization(x, mean, variance, p["bias"], p["scale"], 1e-5)
+
+  def deconv(x, p, size, channels):
+    shape = [batch, size, size, channels]
+    y = tf.nn.conv2d_transpose(x, p["kernel"], shape, strides=[1, 2, 2, 1], padding="SAME")
+    return y + p["_Bias_0"]["bias"]
+
+  h = tf.matmul(z, g_params["Dense_0"]["kernel"]) + g_params["Dense_0"]["bias"]
+  h = tf.nn.relu(bn(tf.reshape(h, [batch, 2, 2, ngf * 8]), g_params["BatchNorm_0"]))
+  for i, (size, channels) in enumerate([(4, ngf * 4), (7, ngf * 2), (14, ngf)]):
+    h = deconv(h, g_params[f"SameConvTranspose_{i}"], size, channels)
+    h = tf.nn.relu(bn(h, g_params[f"BatchNorm_{i + 1}"]))
+  images = tf.tanh(deconv(h, g_params["SameConvTranspose_3"], image_shape[0], image_shape[2]))
+
+  h = images
+  for i in range(4):
+    p = d_params[f"SameConv_{i}"]
+    h = tf.nn.conv2d(h, p["kernel"], strides=[1, 2, 2, 1], padding="SAME") + p["_Bias_0"]["bias"]
+    if i > 0:
+      h = bn(h, d_params[f"BatchNorm_{i - 1}"])
+    h = tf.nn.leaky_relu(h, 0.2)
+  logits = tf.matmul(tf.reshape(h, [batch, -1]), d_params["Dense_0"]["kernel"])
+  return images, logits[:, 0] + d_params["Dense_0"]["bias"][0]
+
+
+def test_tf_dcgan_computes_what_carpedm20s_tensorflow_network_computes():
+  """model tf_dcgan against TensorFlow's conv2d / conv2d_transpose with "SAME" padding and its
+  batch norm, on the same weights: the same samples and logits, and the same gradients into z and
+  every parameter. At PacGAN's size (28x28x3, nz 100, ngf = ndf = 64) carpedm20's network has
+  G 4,514,819 and D 4,310,401 parameters (bias, BatchNorm scale and offset counted)."""
+  import tensorflow as tf
+
+  shape = (28, 28, 3)
+  assert param_count(tf_dcgan.Generator(shape, 64), jnp.zeros((1, 100))) == 4_514_819
+  assert param_count(tf_dcgan.Discriminator(shape, 64), jnp.zeros((1, *shape))) == 4_310_401
+  ngf, nz = 8, 16
+  g, d = tf_dcgan.Generator(shape, ngf), tf_dcgan.Discriminator(shape, ngf)
+  z = jax.random.uniform(jax.random.key(0), (4, nz), minval=-1.0)
+  g_vars = g.init(jax.random.key(1), z, train=False)
+  d_vars = d.init(jax.random.key(2), jnp.zeros((4, *shape)), train=False)
+  # random BatchNorm scales and offsets, so that the test sees each in its place
+  perturb = lambda path, p: p + 0.1 * jax.random.normal(jax.random.key(len(path)), p.shape)
+  g_params, d_params = (
+    jax.tree_util.tree_map_with_path(perturb, v["params"]) for v in (g_vars, d_vars)
+  )
+
+  def ours(g_params, d_params, z):
+    images, _ = g.apply({**g_vars, "params": g_params}, z, train=True, mutable=["batch_stats"])
+    logits, _ = d.apply({**d_vars, "params": d_params}, images, train=True, mutable=["batch_stats"])
+    return images, logits
+
+  weights = jnp.arange(4.0)  # a loss that weighs the samples differently
+  grads = jax.grad(lambda *a: jnp.vdot(ours(*a)[1], weights), argnums=(0, 1, 2))
+  images, logits = ours(g_params, d_params, z)
+  tf_vars = jax.tree.map(lambda p: tf.Variable(np.asarray(p)), (g_params, d_params))
+  tf_z = tf.Variable(np.asarray(z))
+  with tf.GradientTape() as tape:
+    tf_images, tf_logits = _tensorflow_tf_dcgan(tf, *tf_vars, tf_z, ngf, shape)
+    loss = tf.reduce_sum(tf_logits * np.asarray(weights))
+  tf_grads = tape.gradient(loss, (*tf_vars, tf_z))
+  np.testing.assert_allclose(images, tf_images.numpy(), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(logits, tf_logits.numpy(), rtol=1e-4, atol=1e-5)
+  chex.assert_trees_all_close(
+    grads(g_params, d_params, z), jax.tree.map(lambda t: t.numpy(), tf_grads), rtol=1e-3, atol=1e-5
   )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gan_jax import config as config_lib
-from gan_jax import cpu, data, experiment, models, parallel
+from gan_jax import cpu, data, experiment, losses, models, parallel
 from gan_jax.models import layers
 from gan_jax.train_step import DATA_AXIS, generator_loss, pack
 
@@ -228,6 +228,26 @@ def test_with_several_critic_updates_g_draws_fresh_noise(mnist_test_images):
 
   np.testing.assert_allclose(metrics["g_loss"][0], g_loss(fresh_noise), rtol=1e-5)
   assert abs(g_loss(critic_noise[-1]) - g_loss(fresh_noise)) > 1e-3
+
+
+def test_a_second_g_update_takes_the_same_noise_through_g_s_new_weights(mnist_test_images):
+  """g_steps=2 (PacGAN's Stacked-MNIST code): with D frozen, step 1's g_loss is that of G after
+  one update (the g_steps=1 run's G) on the step's noise, drawn from U(-1, 1) (model.noise);
+  Adam then counts two G updates."""
+  fields = {"model.g_norm": "none", "optimizer.d.lr": 1e-30, "model.noise": "uniform"}
+  twice, state_twice = run_steps(tiny_toy_config(g_steps=2, **fields), 1, None, num_steps=1)
+  _, state_once = run_steps(tiny_toy_config(**fields), 1, None, num_steps=1)
+  config = config_lib.validated(tiny_toy_config(**fields))
+  noise_key, _ = jax.random.split(jax.random.fold_in(experiment.run_keys(config.seed)["train"], 0))
+  z = jax.random.uniform(noise_key, (1, config.train.batch_size, 2), minval=-1.0)[0]
+  generator, discriminator = models.build(config, (2,))
+  fake = generator.apply({"params": state_once.g_params}, z, train=True)
+  d_out = discriminator.apply({"params": state_once.d_params}, fake, train=True)
+  expected = losses.generator_loss(config.loss, d_out)
+  np.testing.assert_allclose(twice["g_loss"][0], expected, rtol=1e-5)
+  moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), state_twice.g_params, state_once.g_params)
+  assert max(jax.tree.leaves(moved)) > 1e-6
+  assert int(state_twice.g_opt_state.count) == 2 and int(state_twice.d_opt_state.count) == 1
 
 
 def test_ema_weights_are_sampled_with_batchnorm_statistics_of_their_own():

@@ -7,10 +7,12 @@ steps); modes and KL to uniform over 26,000 samples, each channel read by the di
   python -m gan_jax.sweep --config=experiments/tables/pacgan_table2_stacked_mnist.py \
     --workdir=runs/t2 --config.data.manual_dir=MNIST --config.eval_classifier=runs/mnist_classifier
 
-Shorter: --config.train.num_steps=N (each trial is evaluated at its end). Where ours differs from
-the authors' TensorFlow code: G's noise is N(0, 1), not U(-1, 1); the networks are the project's
-28x28 DCGAN (4x4 kernels, G 7x7 -> 14 -> 28), not carpedm20's 5x5 one; G updates once per D update
-(their code runs G's update twice); a pack's samples share one BatchNorm batch in G."""
+Shorter: --config.train.num_steps=N (each trial is evaluated at its end). The network is the
+authors' (carpedm20/DCGAN-tensorflow's 5x5 DCGAN, model tf_dcgan) with their noise, U(-1, 1), and
+their two G updates per D update, on the same noise. Where ours still differs from their TensorFlow
+code: their real images are in [0, 1] while G's tanh gives [-1, 1], ours are both in [-1, 1]; a
+pack's samples share one BatchNorm batch in G (theirs: one each); the data is reshuffled every
+epoch (theirs keeps one order)."""
 
 import os
 
@@ -32,6 +34,9 @@ TABLE = tables.Table(
 
 def get_config():
   c = dcgan.get_config()
+  c.model.name = "tf_dcgan"
+  c.model.noise = "uniform"
+  c.g_steps = 2
   c.data.source = "stacked_mnist"
   c.data.name = "mnist"
   c.data.split = "train+test"

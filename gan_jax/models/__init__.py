@@ -4,7 +4,7 @@ import flax.linen as nn
 import ml_collections
 
 from gan_jax import UserError
-from gan_jax.models import dcgan, mlp, resnet
+from gan_jax.models import dcgan, mlp, resnet, tf_dcgan
 
 
 def build(
@@ -16,7 +16,7 @@ def build(
   and metrics stay in float32."""
   m = config.model
   shape = tuple(data_shape)
-  if m.name in ("dcgan", "resnet") and len(shape) != 3:
+  if m.name in ("dcgan", "tf_dcgan", "resnet") and len(shape) != 3:
     raise UserError(
       f"model {m.name} needs images (H, W, C), the data has shape {shape}; "
       "use --config.model.name=mlp"
@@ -28,6 +28,11 @@ def build(
       dcgan.Discriminator(
         shape, m.ndf, m.d_norm, axis_name, m.dtype, classes, m.conditioning, d_sn
       ),
+    )
+  if m.name == "tf_dcgan":
+    return (
+      tf_dcgan.Generator(shape, m.ngf, m.g_norm, axis_name, m.dtype),
+      tf_dcgan.Discriminator(shape, m.ndf, m.d_norm, axis_name, m.dtype),
     )
   if m.name == "resnet":
     return (

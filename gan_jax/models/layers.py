@@ -37,7 +37,7 @@ def transposed_size(size: int, kernel: int, stride: int, padding: int) -> int:
   return (size - 1) * stride - 2 * padding + kernel  # PyTorch's ConvTranspose2d output size
 
 
-def _patches(big, kernel: int, stride: int, padding: int):
+def patches(big, kernel: int, stride: int, padding: int):
   """im2col: (N, H, W, C) -> (N, Ho, Wo, k*k*C), taps ordered (ky, kx, c) as an HWIO kernel."""
   n, h, w, c = big.shape
   ho, wo = ((size + 2 * padding - kernel) // stride + 1 for size in (h, w))
@@ -73,7 +73,7 @@ def _grow(small, w, stride, padding, big_hw):
   big = jax.ShapeDtypeStruct((small.shape[0], *big_hw, w.shape[2]), small.dtype)
   if w.shape[2] <= FEW_CHANNELS:  # col2im of the kernel's transpose matmul
     columns = small @ w.reshape(-1, w.shape[-1]).T
-    (out,) = jax.linear_transpose(lambda b: _patches(b, w.shape[0], stride, padding), big)(columns)
+    (out,) = jax.linear_transpose(lambda b: patches(b, w.shape[0], stride, padding), big)(columns)
   elif _has_phases(w, stride):
     out = _grow_by_phases(small, w, stride, padding, big_hw)
   else:
@@ -188,19 +188,13 @@ def _weight_bwd(stride, padding, kernel, residuals, w_grad):
 _weight_op.defvjp(_weight_fwd, _weight_bwd)
 
 
-def conv_transpose(x, w, stride: int, padding: int):
-  """Transposed conv: x (N,H,W,Cin), w (k,k,Cout,Cin) is the kernel of the conv it transposes."""
+def conv_transpose(x, w, stride: int, padding: int, size: tuple[int, int] | None = None):
+  """Transposed conv: x (N,H,W,Cin), w (k,k,Cout,Cin) is the kernel of the conv it transposes.
+  `size`: the output's (H, W), any that the conv maps to x's; PyTorch's smallest by default."""
   k = w.shape[0]
-  return _grow_op(
-    x,
-    w,
-    stride,
-    padding,
-    (
-      transposed_size(x.shape[1], k, stride, padding),
-      transposed_size(x.shape[2], k, stride, padding),
-    ),
-  )
+  if size is None:
+    size = tuple(transposed_size(x.shape[i], k, stride, padding) for i in (1, 2))
+  return _grow_op(x, w, stride, padding, tuple(size))
 
 
 class Conv(nn.Module):
