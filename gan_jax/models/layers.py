@@ -240,7 +240,13 @@ def _bn_scale_init(key, shape, dtype=jnp.float32):
 BN_MOMENTUM = 0.9  # with eps 1e-5, PyTorch's BatchNorm defaults
 
 
-def normalization(kind: str, train: bool, axis_name: str | None, dtype: str = "float32"):
+def normalization(
+  kind: str,
+  train: bool,
+  axis_name: str | None,
+  dtype: str = "float32",
+  scale_init: nn.initializers.Initializer = _bn_scale_init,
+):
   """A normalisation layer; BatchNorm averages its statistics over `axis_name` (synced BN)."""
   if kind == "batch":
     return nn.BatchNorm(
@@ -248,7 +254,7 @@ def normalization(kind: str, train: bool, axis_name: str | None, dtype: str = "f
       momentum=BN_MOMENTUM,
       epsilon=1e-5,
       axis_name=axis_name if train else None,
-      scale_init=_bn_scale_init,
+      scale_init=scale_init,
       dtype=dtype,
     )
   if kind == "layer":

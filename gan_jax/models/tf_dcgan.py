@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import BN_MOMENTUM, conv, conv_transpose, normalization, patches
+from gan_jax.models.layers import conv, conv_transpose, normalization, patches
 
 _KERNEL, _STRIDE = 5, 2
 _INIT = nn.initializers.normal(0.02)
@@ -27,16 +27,8 @@ def same_padding(size: int) -> tuple[int, int]:
   return total // 2, total - total // 2
 
 
-def _norm(kind: str, train: bool, axis_name, dtype):
-  if kind != "batch":
-    return normalization(kind, train, axis_name, dtype)
-  return nn.BatchNorm(
-    use_running_average=not train,
-    momentum=BN_MOMENTUM,
-    epsilon=1e-5,
-    axis_name=axis_name if train else None,
-    dtype=dtype,
-  )
+def _norm(kind: str, train: bool, axis_name, dtype):  # TensorFlow's BatchNorm scale starts at 1
+  return normalization(kind, train, axis_name, dtype, scale_init=nn.initializers.ones)
 
 
 class _Bias(nn.Module):
