@@ -248,6 +248,13 @@ def test_a_second_g_update_takes_the_same_noise_through_g_s_new_weights(mnist_te
   moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), state_twice.g_params, state_once.g_params)
   assert max(jax.tree.leaves(moved)) > 1e-6
   assert int(state_twice.g_opt_state.count) == 2 and int(state_twice.d_opt_state.count) == 1
+  # sample grids and evaluations draw G's noise from the same distribution
+  config.data.shape = (2,)
+  key = jax.random.key(3)
+  np.testing.assert_array_equal(
+    experiment.build(config, parallel.make_mesh(1)).noise(key, 50),
+    jax.random.uniform(key, (50, config.model.nz), minval=-1.0),
+  )
 
 
 def test_ema_weights_are_sampled_with_batchnorm_statistics_of_their_own():
