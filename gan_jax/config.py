@@ -68,6 +68,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.ema_decay = 0.0  # EMA of G's weights, used for samples; 0 = off
   c.acgan_weight = 1.0  # weight of ACGAN's class cross-entropy (model.conditioning=acgan)
   c.pac = 1  # PacGAN: D judges packs of this many samples (train.batch_size counts packs)
+  # In training, G's BatchNorm takes each pack member's samples as a batch of its own, as the
+  # authors' Stacked-MNIST code (one G call per member); False: all of a step's samples together.
+  c.pac_member_batches = False
   c.unroll_steps = 0  # Unrolled GAN: G's loss through this many differentiable D updates
 
   c.model = ml_collections.ConfigDict()

@@ -64,6 +64,7 @@ class GAN:
   acgan: bool = False  # D has an auxiliary classifier whose cross-entropy both losses add
   augment: tuple[str, ...] = ()  # DiffAugment ops on everything D sees
   pac: int = 1  # PacGAN: D judges packs of this many samples; global_batch counts packs
+  pac_member_batches: bool = False  # G normalises each pack member's samples as one batch
   g_steps: int = 1  # G updates per step, on the same noise
   noise: str = "normal"  # G's noise distribution (see `noise`)
   unroll_steps: int = 0  # Unrolled GAN: G's loss through this many differentiable D updates
@@ -179,6 +180,7 @@ def make_gan(config: ml_collections.ConfigDict, generator, discriminator) -> GAN
     acgan=config.model.num_classes > 0 and config.model.conditioning == "acgan",
     augment=config_lib.augment_ops(config.augment.policy),
     pac=config.pac,
+    pac_member_batches=config.pac_member_batches,
     unroll_steps=config.unroll_steps,
     g_steps=config.g_steps,
     noise=config.model.noise,
@@ -337,6 +339,22 @@ def _generator_update(gan: GAN, state: TrainState, fake, g_vjp, draws, critic_in
   return state, dict(g_loss=g_loss, g_grad_norm=optax.global_norm(grads), **terms)
 
 
+def _generate(gan: GAN, params, stats, d):
+  """Train-mode samples of G for the draws `d`, and G's updated statistics."""
+  if not gan.pac_member_batches or gan.pac == 1:
+    return _apply(gan.generator, params, stats, d["z"], d.get("labels"))
+
+  # PacGAN's Stacked-MNIST code calls G once per pack member, so each BatchNorm batch holds one
+  # member of every pack, and the running statistics move once per call, in turn.
+  def member(stats, z):
+    fake, stats = _apply(gan.generator, params, stats, z)
+    return stats, fake
+
+  members = jnp.swapaxes(d["z"].reshape(-1, gan.pac, gan.nz), 0, 1)
+  stats, fakes = lax.scan(member, stats, members)
+  return jnp.swapaxes(fakes, 0, 1).reshape(-1, *fakes.shape[2:]), stats
+
+
 def train_step(gan: GAN, state: TrainState, batch, key):
   """n_critic D updates, then g_steps G updates.
 
@@ -353,8 +371,7 @@ def train_step(gan: GAN, state: TrainState, batch, key):
   draws = _draw(gan, noise_key, (gan.n_critic, samples), image_size)
   gp_eps = _local_slice(jax.random.uniform(eps_key, (gan.n_critic, gan.global_batch)), 1)
 
-  def generate(params, stats, d):  # train-mode samples and G's updated statistics
-    return _apply(gan.generator, params, stats, d["z"], d.get("labels"))
+  generate = functools.partial(_generate, gan)
 
   if gan.n_critic == 1:
     # The D and the G update share one generated batch, as pytorch/examples dcgan.

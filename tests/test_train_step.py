@@ -77,6 +77,8 @@ CASES = {
   # updates (Unrolled GAN). G without BatchNorm: the gradient of a bias that BatchNorm cancels is
   # rounding noise, which Adam scales up to lr-sized steps that differ between 1 and 4 devices.
   "pacgan_unrolled": lambda: tiny_toy_config(pac=3, unroll_steps=2, **{"model.g_norm": "none"}),
+  # packs of 2 whose members G generates as BatchNorm batches of their own (synced per member)
+  "pacgan_member_batches": lambda: tiny_dcgan_config(pac=2, pac_member_batches=True),
   # weight clipping, RMSProp, R1, EMA, BatchNorm MLP on 2-D points
   "wgan_clip_r1_ema": lambda: tiny_toy_config(
     **{
@@ -255,6 +257,33 @@ def test_a_second_g_update_takes_the_same_noise_through_g_s_new_weights(mnist_te
     experiment.build(config, parallel.make_mesh(1)).noise(key, 50),
     jax.random.uniform(key, (50, config.model.nz), minval=-1.0),
   )
+
+
+def test_pack_members_can_be_generated_as_batchnorm_batches_of_their_own():
+  """pac_member_batches (PacGAN's Stacked-MNIST code calls G once per pack member): member j of
+  every pack comes from a train-mode G call on the noise of the members j alone, the calls move
+  BatchNorm's running statistics in turn, and D judges the packs that these samples form."""
+  config = config_lib.validated(tiny_toy_config(pac=2, pac_member_batches=True))
+  metrics, state = run_steps(config, 1, None, num_steps=1)
+  config.data.shape = (2,)
+  start = experiment.build(config, parallel.make_mesh(1)).init_state()
+  noise_key, _ = jax.random.split(jax.random.fold_in(experiment.run_keys(config.seed)["train"], 0))
+  z = jax.random.normal(noise_key, (1, 2 * config.train.batch_size, config.model.nz))[0]
+  generator, discriminator = models.build(config, (2,))
+  stats, members = start.g_stats, []
+  for j in range(2):
+    fake, stats = generator.apply(
+      {"params": start.g_params, **stats}, z[j::2], train=True, mutable=["batch_stats"]
+    )
+    members.append(fake)
+  fake = np.stack(members, axis=1).reshape(-1, 2)
+  d_out = discriminator.apply({"params": start.d_params}, pack(fake, 2), train=True)
+  np.testing.assert_allclose(metrics["d_fake"][0], jax.nn.sigmoid(d_out).mean(), rtol=1e-5)
+  chex.assert_trees_all_close(jax.device_get(state.g_stats), dict(stats), rtol=1e-5, atol=1e-6)
+  # one BatchNorm batch of all the samples gives other statistics
+  _, together = run_steps(tiny_toy_config(pac=2), 1, None, num_steps=1)
+  moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), together.g_stats, state.g_stats)
+  assert max(jax.tree.leaves(moved)) > 1e-3
 
 
 def test_ema_weights_are_sampled_with_batchnorm_statistics_of_their_own():
