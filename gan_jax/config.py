@@ -111,6 +111,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.download = False  # let tfds fetch a dataset that is neither prepared nor in manual_dir
   c.data.image_size = 0  # resize images to this square size; 0 = keep
   c.data.subset = 0  # train on the first this many examples; 0 = all
+  c.data.reshuffle = True  # a new order every epoch; False: every epoch in the first's order
   # source=stacked_mnist: this many 3-channel images of data.split's digits, drawn from this seed
   c.data.stacked_examples = 128000  # PacGAN's training set
   c.data.stacked_seed = 0

@@ -24,6 +24,22 @@ def test_batches_are_a_function_of_the_step_and_cover_each_epoch_once():
   assert not np.array_equal(other_seed.batch(0), ds.batch(0))
 
 
+def test_without_reshuffling_every_epoch_repeats_the_first():
+  """data.reshuffle=False (PacGAN's Stacked-MNIST code keeps one order): the first epoch is the
+  reshuffled dataset's, and every later step reads the batch of its place in the first epoch."""
+  examples = np.arange(50)[:, None]
+  make = lambda **kw: data.from_array(examples, 3, 2, 5, 0, 5, **kw)
+  fixed, reshuffled = make(reshuffle=False), make()
+  for step in range(5):
+    np.testing.assert_array_equal(fixed.batch(step), reshuffled.batch(step))
+    np.testing.assert_array_equal(fixed.batch(step + 5), fixed.batch(step))
+    np.testing.assert_array_equal(fixed.batch(step + 15), fixed.batch(step))
+  config = base_config()  # the config's field reaches the training data
+  config.train.batch_size, config.data.reshuffle = 10, False
+  by_config = data.create(config, 0, 10, examples)
+  np.testing.assert_array_equal(by_config.batch(6), by_config.batch(1))
+
+
 @pytest.mark.parametrize("source", ["array", "toy"])
 def test_hosts_share_the_global_batch(source):
   def make(start, size):

@@ -86,6 +86,6 @@ def test_table_experiments_follow_the_papers_protocols(name):
     assert adam(base.optimizer.g) == adam(base.optimizer.d) == ("adam", 2e-4, 0.5)
     assert base.train.batch_size == 64 and base.data.stacked_examples == 128_000
     assert base.model.name == "tf_dcgan" and base.model.noise == "uniform" and base.g_steps == 2
-    assert base.pac_member_batches
+    assert base.pac_member_batches and not base.data.reshuffle
     assert base.train.num_steps == 50 * 128_000 // 64 and base.data.split == "train+test"
     assert evaluation.default_num_samples(base) == 26_000

@@ -9,10 +9,10 @@ steps); modes and KL to uniform over 26,000 samples, each channel read by the di
 
 Shorter: --config.train.num_steps=N (each trial is evaluated at its end). The network is the
 authors' (carpedm20/DCGAN-tensorflow's 5x5 DCGAN, model tf_dcgan) with their noise, U(-1, 1), and
-their two G updates per D update, on the same noise, and their one G call per pack member (each
-member's samples a BatchNorm batch of their own). Where ours still differs from their TensorFlow
-code: their real images are in [0, 1] while G's tanh gives [-1, 1], ours are both in [-1, 1]; the
-data is reshuffled every epoch (theirs keeps one order)."""
+their two G updates per D update, on the same noise, their one G call per pack member (each
+member's samples a BatchNorm batch of their own) and their one data order for every epoch. Where
+ours still differs from their TensorFlow code: their real images are in [0, 1] while G's tanh
+gives [-1, 1], ours are both in [-1, 1]."""
 
 import os
 
@@ -42,6 +42,7 @@ def get_config():
   c.data.name = "mnist"
   c.data.split = "train+test"
   c.data.stacked_examples = 128_000
+  c.data.reshuffle = False
   c.train.num_steps = 100_000
   c.checkpoint_every = 5000
   c.sample_every = 5000

@@ -67,9 +67,11 @@ def from_array(
   global_batch: int,
   host_start: int,
   host_size: int,
+  reshuffle: bool = True,
 ) -> Dataset:
-  """Reshuffled every epoch from the seed; epochs run into each other (no example dropped).
-  An array of examples is unlabelled."""
+  """Reshuffled every epoch from the seed (or, without `reshuffle`, every epoch in the first
+  epoch's order); epochs run into each other (no example dropped). An array of examples is
+  unlabelled."""
   if isinstance(examples, np.ndarray):
     examples = Examples(examples)
   images, labels = examples.images, examples.labels
@@ -88,7 +90,7 @@ def from_array(
     ).reshape(-1)
     epochs, positions = np.divmod(slots, n)
     for e in set(epochs.tolist()) - set(orders):
-      orders[e] = _epoch_order(seed, e, n)
+      orders[e] = _epoch_order(seed, e if reshuffle else 0, n)
     for e in [e for e in orders if e < epochs.min()]:
       del orders[e]
     indices = np.array([orders[e][p] for e, p in zip(epochs, positions)])
@@ -124,7 +126,8 @@ def create(
   args = (config.seed, config.n_critic, samples_per_batch(config), host_start, host_size)
   if config.data.source == "toy":
     return from_toy(config.data.name, *args)
-  return from_array(load_for(config) if examples is None else examples, *args)
+  examples = load_for(config) if examples is None else examples
+  return from_array(examples, *args, reshuffle=config.data.reshuffle)
 
 
 def load_for(config: ml_collections.ConfigDict) -> Examples:
