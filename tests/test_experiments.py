@@ -87,5 +87,7 @@ def test_table_experiments_follow_the_papers_protocols(name):
     assert base.train.batch_size == 64 and base.data.stacked_examples == 128_000
     assert base.model.name == "tf_dcgan" and base.model.noise == "uniform" and base.g_steps == 2
     assert base.pac_member_batches and not base.data.reshuffle
+    # the authors' training set counts packs: 128,000 of them, 2,000 steps an epoch, every row
+    assert [c.data.stacked_examples // c.pac for c in configs[::10]] == [128_000, 128_000]
     assert base.train.num_steps == 50 * 128_000 // 64 and base.data.split == "train+test"
     assert evaluation.default_num_samples(base) == 26_000
