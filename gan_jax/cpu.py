@@ -73,6 +73,33 @@ def reuse_freed_memory(mesh: jax.sharding.Mesh) -> None:
   libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
 
 
+# The vector extensions that XLA's, Eigen's and YNNPACK's kernels choose between at run time. Two
+# CPUs that differ in them round differently, so a training run's curves drift apart.
+# fmt: off
+_KERNEL_ISA = (
+  "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni",  # x86
+  "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+  "amx_tile", "amx_bf16", "amx_int8",
+  "asimd", "asimddp", "sve", "sve2", "bf16", "i8mm", "sme",  # Arm
+)
+# fmt: on
+
+
+def instruction_sets() -> str:
+  """The architecture and the kernels' vector extensions this CPU has, e.g. "x86_64 avx avx2
+  fma ...": a loss curve reproduces bit for bit only between CPUs with the same."""
+  flags = set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith(("flags", "Features")):
+          flags = set(line.split(":", 1)[1].split())
+          break
+  except OSError:
+    pass
+  return " ".join([platform.machine(), *(isa for isa in _KERNEL_ISA if isa in flags)])
+
+
 def name() -> str:
   """The processor's model name, for records of where a number was measured."""
   try:
