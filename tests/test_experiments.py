@@ -82,6 +82,8 @@ def test_table_experiments_follow_the_papers_protocols(name):
     assert tuple(base.model.g_hidden) == (400,) * 4 and tuple(base.model.d_hidden) == (200,) * 3
     assert base.model.d_maxout == 5 and base.model.init_std == 0.02 and base.model.nz == 2
     assert evaluation.default_num_samples(base) == 2500
+    packs = any(row.overrides.get("pac", 1) > 1 for row in table.rows)
+    assert base.pac_member_batches == packs  # PacGAN's bricks.py: one G call per pack member
   else:
     assert adam(base.optimizer.g) == adam(base.optimizer.d) == ("adam", 2e-4, 0.5)
     assert base.train.batch_size == 64 and base.data.stacked_examples == 128_000
