@@ -71,6 +71,9 @@ def base_config() -> ml_collections.ConfigDict:
   # In training, G's BatchNorm takes each pack member's samples as a batch of its own, as the
   # authors' Stacked-MNIST code (one G call per member); False: all of a step's samples together.
   c.pac_member_batches = False
+  # G's updates see D as it was at the start of the step (both gradients at one point, ALI's
+  # algorithm, which PacGAN's 2-D code runs); False: through the step's updated D.
+  c.simultaneous_updates = False
   c.unroll_steps = 0  # Unrolled GAN: G's loss through this many differentiable D updates
 
   c.model = ml_collections.ConfigDict()

@@ -65,6 +65,7 @@ class GAN:
   augment: tuple[str, ...] = ()  # DiffAugment ops on everything D sees
   pac: int = 1  # PacGAN: D judges packs of this many samples; global_batch counts packs
   pac_member_batches: bool = False  # G normalises each pack member's samples as one batch
+  simultaneous_updates: bool = False  # G's updates see D as it was before the step's D updates
   g_steps: int = 1  # G updates per step, on the same noise
   noise: str = "normal"  # G's noise distribution (see `noise`)
   unroll_steps: int = 0  # Unrolled GAN: G's loss through this many differentiable D updates
@@ -181,6 +182,7 @@ def make_gan(config: ml_collections.ConfigDict, generator, discriminator) -> GAN
     augment=config_lib.augment_ops(config.augment.policy),
     pac=config.pac,
     pac_member_batches=config.pac_member_batches,
+    simultaneous_updates=config.simultaneous_updates,
     unroll_steps=config.unroll_steps,
     g_steps=config.g_steps,
     noise=config.model.noise,
@@ -325,9 +327,13 @@ def generator_loss(gan: GAN, state: TrainState, fake, draws, critic_inputs):
   return g_loss + state.hparams["acgan_weight"] * terms["g_class"], terms
 
 
-def _generator_update(gan: GAN, state: TrainState, fake, g_vjp, draws, critic_inputs):
-  """One G update through D (already updated), backpropagated into G by `g_vjp` of `fake`."""
-  loss_of_fake = lambda fake: generator_loss(gan, state, fake, draws, critic_inputs)
+def _generator_update(gan: GAN, state: TrainState, fake, g_vjp, draws, critic_inputs, critic):
+  """One G update through the D of `critic` (a TrainState), backpropagated into G by `g_vjp` of
+  `fake`."""
+  seen = state.replace(
+    d_params=critic.d_params, d_stats=critic.d_stats, d_opt_state=critic.d_opt_state
+  )
+  loss_of_fake = lambda fake: generator_loss(gan, seen, fake, draws, critic_inputs)
   (g_loss, terms), loss_grad_fake = jax.value_and_grad(loss_of_fake, has_aux=True)(fake)
   (grads,) = g_vjp(loss_grad_fake)
   grads = lax.pmean(grads, DATA_AXIS)
@@ -372,6 +378,7 @@ def train_step(gan: GAN, state: TrainState, batch, key):
   gp_eps = _local_slice(jax.random.uniform(eps_key, (gan.n_critic, gan.global_batch)), 1)
 
   generate = functools.partial(_generate, gan)
+  before = state
 
   if gan.n_critic == 1:
     # The D and the G update share one generated batch, as pytorch/examples dcgan.
@@ -405,13 +412,15 @@ def train_step(gan: GAN, state: TrainState, batch, key):
     fake, g_vjp = jax.vjp(lambda p: generate(p, state.g_stats, draws)[0], state.g_params)
   # An unrolled G's loss looks ahead from D's last update, on that update's real batch.
   critic_inputs = (real[last], None if labels is None else labels[last], gp_eps[last])
-  state, g_metrics = _generator_update(gan, state, fake, g_vjp, draws, critic_inputs)
+  # Simultaneous updates (ALI's algorithm) take G's gradient at the D of the step's start.
+  critic = before if gan.simultaneous_updates else state
+  state, g_metrics = _generator_update(gan, state, fake, g_vjp, draws, critic_inputs, critic)
   for _ in range(gan.g_steps - 1):  # again on the same noise, through G's new weights
     fake, g_vjp, g_stats = jax.vjp(
       functools.partial(generate, stats=state.g_stats, d=draws), state.g_params, has_aux=True
     )
     state = state.replace(g_stats=g_stats)
-    state, g_metrics = _generator_update(gan, state, fake, g_vjp, draws, critic_inputs)
+    state, g_metrics = _generator_update(gan, state, fake, g_vjp, draws, critic_inputs, critic)
   metrics = lax.pmean({**d_metrics, **g_metrics}, DATA_AXIS)
   return state.replace(step=state.step + 1), metrics
 

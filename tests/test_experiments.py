@@ -84,11 +84,13 @@ def test_table_experiments_follow_the_papers_protocols(name):
     assert evaluation.default_num_samples(base) == 2500
     packs = any(row.overrides.get("pac", 1) > 1 for row in table.rows)
     assert base.pac_member_batches == packs  # PacGAN's bricks.py: one G call per pack member
+    # PacGAN's 2-D code trains with ALI's algorithm: both gradients at one point
+    assert base.simultaneous_updates == name.startswith("pacgan_")
   else:
     assert adam(base.optimizer.g) == adam(base.optimizer.d) == ("adam", 2e-4, 0.5)
     assert base.train.batch_size == 64 and base.data.stacked_examples == 128_000
     assert base.model.name == "tf_dcgan" and base.model.noise == "uniform" and base.g_steps == 2
-    assert base.pac_member_batches and not base.data.reshuffle
+    assert base.pac_member_batches and not base.data.reshuffle and not base.simultaneous_updates
     # the authors' training set counts packs: 128,000 of them, 2,000 steps an epoch, every row
     assert [c.data.stacked_examples // c.pac for c in configs[::10]] == [128_000, 128_000]
     assert base.train.num_steps == 50 * 128_000 // 64 and base.data.split == "train+test"

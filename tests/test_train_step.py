@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gan_jax import config as config_lib
-from gan_jax import cpu, data, experiment, losses, models, parallel
+from gan_jax import cpu, data, experiment, losses, models, parallel, train_step
 from gan_jax.models import layers
 from gan_jax.train_step import DATA_AXIS, generator_loss, pack
 
@@ -284,6 +284,35 @@ def test_pack_members_can_be_generated_as_batchnorm_batches_of_their_own():
   _, together = run_steps(tiny_toy_config(pac=2), 1, None, num_steps=1)
   moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), together.g_stats, state.g_stats)
   assert max(jax.tree.leaves(moved)) > 1e-3
+
+
+def test_simultaneous_updates_take_g_s_gradient_at_the_d_before_the_step():
+  """simultaneous_updates (ALI's algorithm, PacGAN's 2-D code): D's update is the usual one, and
+  G's equals the usual G update after a D update that left D where it was (D's rate 0)."""
+
+  def build(simultaneous):
+    config = config_lib.validated(tiny_toy_config(simultaneous_updates=simultaneous))
+    config.data.shape = (2,)
+    return experiment.build(config, parallel.make_mesh(1))
+
+  simultaneous, alternating = build(True), build(False)
+  config = simultaneous.config
+  key = experiment.run_keys(config.seed)["train"]
+  batch = data.create(config, 0, data.samples_per_batch(config)).batch(0)
+  step = lambda exp, state: exp.step(state, exp.shard_batch(batch), key)  # donates `state`
+  together, metrics = step(simultaneous, simultaneous.init_state())
+  in_turn, _ = step(alternating, alternating.init_state())
+  d_frozen = train_step.with_number(alternating.init_state(), "optimizer.d.lr", jnp.float32(0.0))
+  after_frozen_d, frozen_metrics = step(alternating, d_frozen)
+  chex.assert_trees_all_equal(together.d_params, in_turn.d_params)
+  for part in ("g_params", "g_stats", "g_opt_state", "ema_params"):
+    chex.assert_trees_all_close(
+      getattr(together, part), getattr(after_frozen_d, part), rtol=1e-6, atol=1e-7
+    )
+  np.testing.assert_allclose(metrics["g_loss"], frozen_metrics["g_loss"], rtol=1e-6)
+  # the alternating update, through the updated D, moves G elsewhere
+  moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), together.g_params, in_turn.g_params)
+  assert max(jax.tree.leaves(moved)) > 1e-6
 
 
 def test_ema_weights_are_sampled_with_batchnorm_statistics_of_their_own():

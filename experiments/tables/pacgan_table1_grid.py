@@ -27,6 +27,7 @@ TABLE = tables.Table(
 def get_config():
   c = toy_config("grid25")
   c.pac_member_batches = True  # the authors' G makes a pack's m samples in m calls
+  c.simultaneous_updates = True  # their training algorithm (ALI's) updates D and G at once
   return c
 
 
