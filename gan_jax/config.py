@@ -118,6 +118,9 @@ def base_config() -> ml_collections.ConfigDict:
   # source=stacked_mnist: this many 3-channel images of data.split's digits, drawn from this seed
   c.data.stacked_examples = 128000  # PacGAN's training set
   c.data.stacked_seed = 0
+  # source=toy: 0 = fresh samples every step; N = a fixed training set of N samples drawn from the
+  # seed and N packs of them drawn with replacement, reshuffled every epoch (PacGAN's 2-D code)
+  c.data.toy_examples = 0
   c.data.shape = ()  # filled in at start-up from the data: (H, W, C) or (2,)
 
   c.train = ml_collections.ConfigDict()
@@ -229,6 +232,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(config, "data.source", SOURCES)
   if config.data.source == "toy":
     _choice(config, "data.name", TOY_DATASETS)
+  if config.data.toy_examples and config.data.source != "toy":
+    raise UserError("config.data.toy_examples is the 2-D toys' training set; set it to 0")
   if config.data.source in ("npz", "folder") and not config.data.path:
     raise UserError(f"config.data.source={config.data.source} needs --config.data.path=PATH")
   for field in (
@@ -260,6 +265,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "eval_every",
     "eval_samples",
     "data.subset",
+    "data.toy_examples",
     "train.decay_steps",
     "model.num_classes",
     "acgan_weight",

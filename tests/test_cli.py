@@ -35,6 +35,15 @@ def _user_lines(stderr):
       ["--config.data.source=npz", "--config.data.path=/no/such.npz", "--config.eval_every=0"],
       "no such file",
     ),
+    (
+      [
+        "--config.data.source=npz",
+        "--config.data.path=x.npz",
+        "--config.data.toy_examples=100",
+        "--config.eval_every=0",
+      ],
+      "toy_examples is the 2-D toys' training set",
+    ),
     (["--config.optimizer.d.lr=-1e-4"], "config.optimizer.d.lr=-0.0001 must be > 0"),
     (["--config.optimizer.g.b1=1.0"], "config.optimizer.g.b1=1.0 must be in [0, 1)"),
     (["--config.loss=wgan_gp", "--config.model.d_norm=batch"], "a BatchNorm critic mixes"),

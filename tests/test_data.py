@@ -40,16 +40,45 @@ def test_without_reshuffling_every_epoch_repeats_the_first():
   np.testing.assert_array_equal(by_config.batch(6), by_config.batch(1))
 
 
-@pytest.mark.parametrize("source", ["array", "toy"])
+@pytest.mark.parametrize("source", ["array", "toy", "toy set"])
 def test_hosts_share_the_global_batch(source):
   def make(start, size):
     if source == "toy":
       return data.from_toy("grid25", 0, 2, 8, start, size)
+    if source == "toy set":  # packs of 2: each host reads whole packs
+      return data.from_toy("grid25", 0, 2, 8, start, size, fixed_set=20, pac=2)
     return data.from_array(np.arange(40)[:, None], 0, 2, 8, start, size)
 
   whole = make(0, 8).batch(3)
   halves = np.concatenate([make(0, 4).batch(3), make(4, 4).batch(3)], axis=1)
   np.testing.assert_array_equal(whole, halves)
+
+
+def test_a_fixed_toy_set_is_packs_drawn_once_and_reshuffled_every_epoch():
+  """data.toy_examples=N (PacGAN's GaussianPackingMixture): N samples from the seed, N packs of
+  them drawn with replacement; an epoch (N packs / batch) reads each pack once."""
+  n, pac, batch = 40, 3, 5  # packs per D batch; 8 steps of 1 D batch are an epoch
+  ds = data.from_toy("ring8", 7, 1, batch * pac, 0, batch * pac, fixed_set=n, pac=pac)
+  packs = lambda steps: np.concatenate([ds.batch(s).reshape(-1, pac, 2) for s in steps])
+  first, second = packs(range(8)), packs(range(8, 16))
+  assert first.shape == (n, pac, 2)
+  as_set = lambda p: sorted(map(bytes, p))
+  assert as_set(first) == as_set(second) and not np.array_equal(first, second)
+  samples = np.unique(first.reshape(-1, 2), axis=0)
+  assert len(samples) <= n < n * pac  # members repeat: drawn from the n samples
+  centres, sigma = toy.modes("ring8")
+  assert np.linalg.norm(samples[:, None] - centres[None], axis=-1).min(1).max() < 5 * sigma
+  again = data.from_toy("ring8", 7, 1, batch * pac, 0, batch * pac, fixed_set=n, pac=pac)
+  np.testing.assert_array_equal(again.batch(11), ds.batch(11))  # no state: step 11 directly
+  other_seed = data.from_toy("ring8", 8, 1, batch * pac, 0, batch * pac, fixed_set=n, pac=pac)
+  assert not np.array_equal(other_seed.batch(0), ds.batch(0))
+  config = base_config()  # the config's fields reach the training data
+  config.data.source, config.data.name, config.data.toy_examples = "toy", "ring8", n
+  config.seed, config.pac, config.n_critic, config.train.batch_size = 7, pac, 1, batch
+  np.testing.assert_array_equal(data.create(config, 0, batch * pac).batch(11), ds.batch(11))
+  config.data.toy_examples = 0  # fresh samples: no point comes back
+  fresh = np.concatenate([data.create(config, 0, batch * pac).batch(s) for s in range(8)])
+  assert len(np.unique(fresh.reshape(-1, 2), axis=0)) == n * pac
 
 
 def test_toy_samples_sit_on_their_modes():

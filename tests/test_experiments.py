@@ -86,6 +86,8 @@ def test_table_experiments_follow_the_papers_protocols(name):
     assert base.pac_member_batches == packs  # PacGAN's bricks.py: one G call per pack member
     # PacGAN's 2-D code trains with ALI's algorithm: both gradients at one point
     assert base.simultaneous_updates == name.startswith("pacgan_")
+    # ... on a fixed set of 100,000 samples and as many packs (an epoch is 1,000 steps)
+    assert base.data.toy_examples == (100_000 if name.startswith("pacgan_") else 0)
   else:
     assert adam(base.optimizer.g) == adam(base.optimizer.d) == ("adam", 2e-4, 0.5)
     assert base.train.batch_size == 64 and base.data.stacked_examples == 128_000

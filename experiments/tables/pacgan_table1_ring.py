@@ -28,6 +28,8 @@ def get_config():
   c = toy_config("ring8")
   c.pac_member_batches = True  # the authors' G makes a pack's m samples in m calls
   c.simultaneous_updates = True  # their training algorithm (ALI's) updates D and G at once
+  # their training set: 100,000 samples, and 100,000 packs drawn from them with replacement
+  c.data.toy_examples = 100_000
   return c
 
 

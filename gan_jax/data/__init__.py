@@ -101,14 +101,44 @@ def from_array(
 
 
 def from_toy(
-  name: str, seed: int, n_critic: int, global_batch: int, host_start: int, host_size: int
+  name: str,
+  seed: int,
+  n_critic: int,
+  global_batch: int,
+  host_start: int,
+  host_size: int,
+  fixed_set: int = 0,
+  pac: int = 1,
 ) -> Dataset:
+  """Fresh samples every step, drawn from (seed, step); or, with `fixed_set`, PacGAN's 2-D
+  training set: that many samples drawn once from the seed, and as many packs of `pac` members,
+  each member drawn from those samples with replacement, the packs reshuffled every epoch."""
+  if fixed_set:
+    packs = from_array(
+      _toy_packs(name, seed, fixed_set, pac),
+      seed,
+      n_critic,
+      global_batch // pac,
+      host_start // pac,
+      host_size // pac,
+    )
+    return Dataset((2,), lambda step: packs.batch(step).reshape(n_critic, host_size, 2))
+
   def batch(step: int) -> np.ndarray:
     points = toy.sample(name, np.random.default_rng([seed, step]), n_critic * global_batch)
     points = points.reshape(n_critic, global_batch, 2)
     return points[:, host_start : host_start + host_size]
 
   return Dataset((2,), batch)
+
+
+def _toy_packs(name: str, seed: int, n: int, pac: int) -> np.ndarray:
+  """(n, pac, 2): n packs drawn with replacement from n samples, as PacGAN's
+  GaussianPackingMixture builds them (also for pac=1)."""
+  # a stream of its own: the fresh-sample batches use default_rng([seed, step])
+  rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+  points = toy.sample(name, rng, n)
+  return points[rng.integers(n, size=(n, pac))]
 
 
 def samples_per_batch(config: ml_collections.ConfigDict) -> int:
@@ -125,7 +155,7 @@ def create(
   """The config's dataset; `examples` (from load_for) saves loading them again."""
   args = (config.seed, config.n_critic, samples_per_batch(config), host_start, host_size)
   if config.data.source == "toy":
-    return from_toy(config.data.name, *args)
+    return from_toy(config.data.name, *args, config.data.toy_examples, config.pac)
   examples = load_for(config) if examples is None else examples
   return from_array(examples, *args, reshuffle=config.data.reshuffle)
 
