@@ -39,7 +39,8 @@ def save_samples(
   if modes is not None:
     ax.scatter(modes[:, 0], modes[:, 1], s=40, marker="x", c="red", label="modes")
   ax.set_aspect("equal")
-  ax.legend(loc="upper right")
+  # above the axes: inside, it covered the corner mode of the grid
+  ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False, markerscale=3)
   fig.savefig(path, dpi=100)
   plt.close(fig)
 
