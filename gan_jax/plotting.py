@@ -101,6 +101,9 @@ def save_sweep(
       ax.set_xscale("log")
     if ticks is not None:
       ax.set_xticks(range(len(ticks)), [str(t) for t in ticks])
+    elif len(set(values)) <= 12:  # a tick at each value: pac 1..4, not 1.0, 1.5, ...
+      ax.set_xticks(sorted(set(values)), [f"{v:g}" for v in sorted(set(values))])
+      ax.minorticks_off()
     ax.set_xlabel(field)
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
