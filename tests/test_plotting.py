@@ -1,15 +1,24 @@
 """The run's pictures show what they were drawn for."""
 
 import numpy as np
+import pytest
 
 from gan_jax import plotting, ranking
 from gan_jax.data import toy
 
 
-def test_the_scatter_plot_legend_covers_no_mode(tmp_path, monkeypatch):
+@pytest.fixture
+def figures(monkeypatch):
+  """The figures the pictures were drawn on, kept open until the test ends."""
+  kept = []
+  monkeypatch.setattr(plotting.plt, "close", kept.append)
+  yield kept
+  monkeypatch.undo()
+  plotting.plt.close("all")
+
+
+def test_the_scatter_plot_legend_covers_no_mode(tmp_path, figures):
   """Inside the axes, the legend hid the grid's corner mode (4, 4) and the samples on it."""
-  figures = []
-  monkeypatch.setattr(plotting.plt, "close", figures.append)
   for name in ("grid25", "ring8"):
     centres = toy.modes(name)[0]
     points = toy.sample(name, np.random.default_rng(0), 2500)
@@ -20,13 +29,9 @@ def test_the_scatter_plot_legend_covers_no_mode(tmp_path, monkeypatch):
     legend = ax.get_legend().get_window_extent()
     assert not legend.overlaps(ax.get_window_extent()), name
     assert (tmp_path / f"{name}.png").stat().st_size > 0
-  monkeypatch.undo()
-  plotting.plt.close("all")
 
 
-def test_the_sweep_picture_ticks_the_swept_values(tmp_path, monkeypatch):
-  figures = []
-  monkeypatch.setattr(plotting.plt, "close", figures.append)
+def test_the_sweep_picture_ticks_the_swept_values(tmp_path, figures):
   curves = {f"trial_{i}": [{"step": 1, "d_loss": 1.0, "g_loss": 1.0}] for i in range(8)}
   groups = [
     ranking.Setting(
@@ -42,5 +47,3 @@ def test_the_sweep_picture_ticks_the_swept_values(tmp_path, monkeypatch):
   assert [ax.get_xlabel() for ax in fig.axes[:2]] == ["lr", "pac"]
   assert labels(fig.axes[0]) == ["0.0001", "0.001"]
   assert labels(fig.axes[1]) == ["1", "2", "3", "4"]
-  monkeypatch.undo()
-  plotting.plt.close("all")
