@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_jax import UserError, data
+from gan_jax import UserError, data, train_step
 from gan_jax.config import base_config
 from gan_jax.data import sources, stacked_mnist, toy
 
@@ -62,6 +62,10 @@ def test_a_fixed_toy_set_is_packs_drawn_once_and_reshuffled_every_epoch():
   packs = lambda steps: np.concatenate([ds.batch(s).reshape(-1, pac, 2) for s in steps])
   first, second = packs(range(8)), packs(range(8, 16))
   assert first.shape == (n, pac, 2)
+  # D's packs are the set's packs: train_step.pack joins runs of `pac` consecutive samples
+  np.testing.assert_array_equal(
+    train_step.pack(ds.batch(0)[0], pac), first[:batch].reshape(batch, -1)
+  )
   as_set = lambda p: sorted(map(bytes, p))
   assert as_set(first) == as_set(second) and not np.array_equal(first, second)
   samples = np.unique(first.reshape(-1, 2), axis=0)
