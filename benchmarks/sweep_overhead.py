@@ -5,8 +5,9 @@
 Times `python -m gan_jax.sweep` on the experiment's own get_sweep() trials (wall clock, from the
 command's start to its exit), then the same trials' steps alone: every trial's train step on its
 own batches, in one process, compiled beforehand; --repeats pairs of the two. Prints each pair's
-ratio and their median, writes JSON. --warm_cache times the command with a
-JAX_COMPILATION_CACHE_DIR that an untimed first run filled, as any later run of a sweep finds it
+ratio and their median, writes JSON. Each command starts with an empty compilation cache, as a
+machine's first run does (the commands keep compiled programs on disk: gan_jax.cli); --warm_cache
+times it with a cache that an untimed first run filled, as any later run of a sweep finds it
 (resumed, extended, repeated).
 """
 
@@ -57,6 +58,7 @@ def steps_alone(config_file: pathlib.Path, num_steps: int) -> float:
 def sweep_command(config_file: pathlib.Path, args, env: dict) -> tuple[float, int]:
   """Seconds of the sweep command from start to exit, and its number of trials."""
   with tempfile.TemporaryDirectory() as workdir:
+    env = {"JAX_COMPILATION_CACHE_DIR": f"{workdir}/jit", **env}  # empty unless env has one
     command = [sys.executable, "-m", "gan_jax.sweep", f"--config={config_file}"]
     command += [f"--workdir={workdir}/sweep", f"--config.train.num_steps={args.steps}"]
     command += [f"--vectorize={args.vectorize}"]

@@ -16,7 +16,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from gan_jax import UserError
-from gan_jax.cli import fail, parse_flags
+from gan_jax.cli import cache_compiled_programs, fail, parse_flags
 
 _DATASET = flags.DEFINE_string("dataset", "mnist", "tfds dataset with 'image' and 'label' features")
 _PATH = flags.DEFINE_string(
@@ -41,6 +41,7 @@ def main(argv: list[str]) -> None:
   from gan_jax.data import sources  # after flag parsing, as every command
   from gan_jax.metrics import classifier
 
+  cache_compiled_programs()
   try:
     if _PATH.value:
       (train, test), origin = _held_out(_own_data(sources), _TEST_EXAMPLES.value), _PATH.value

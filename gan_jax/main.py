@@ -10,7 +10,15 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gan_jax import UserError
-from gan_jax.cli import SUPERVISED, fail, load_config, parse_flags, run_in_child, stopped
+from gan_jax.cli import (
+  SUPERVISED,
+  cache_compiled_programs,
+  fail,
+  load_config,
+  parse_flags,
+  run_in_child,
+  stopped,
+)
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "experiment file (experiments/*.py)", lock_config=True
@@ -36,6 +44,7 @@ def main(argv: list[str]) -> None:
 
   try:
     cpu.configure(config.parallel.cpu_devices, config.parallel.cpu_async_dispatch)
+    cache_compiled_programs()
     if _MULTIHOST.value:
       parallel.initialize_multihost(
         _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _PEER_TIMEOUT.value

@@ -10,6 +10,10 @@ import numpy as np  # noqa: E402
 
 from gan_jax.pixels import to_uint8  # noqa: E402
 
+# zlib's fastest level: a run's pictures are drawn while its training waits, and the PNGs come out
+# a third larger in a third less time
+_PNG = dict(pil_kwargs={"compress_level": 1})
+
 
 def image_grid(images: np.ndarray, cols: int = 0) -> np.ndarray:
   """(N, H, W, C) in [-1, 1] -> one uint8 (rows*H, cols*W, C) picture with 1-pixel gaps; a square
@@ -32,7 +36,8 @@ def save_samples(
   known)."""
   if samples.ndim == 4:
     grid = image_grid(samples, cols)
-    plt.imsave(path, grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255)
+    pixels = grid[..., 0] if grid.shape[-1] == 1 else grid
+    plt.imsave(path, pixels, cmap="gray", vmin=0, vmax=255, **_PNG)
     return
   fig, ax = plt.subplots(figsize=(5, 5))
   ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, label="samples")
@@ -41,7 +46,7 @@ def save_samples(
   ax.set_aspect("equal")
   # above the axes: inside, it covered the corner mode of the grid
   ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False, markerscale=3)
-  fig.savefig(path, dpi=100)
+  fig.savefig(path, dpi=100, **_PNG)
   plt.close(fig)
 
 
@@ -55,7 +60,7 @@ def save_curves(records: list[dict], path: str, keys=("d_loss", "g_loss")) -> No
   ax.legend()
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  fig.savefig(path, dpi=100, **_PNG)
   plt.close(fig)
 
 
@@ -150,5 +155,5 @@ def _finish(fig, axes, path: str, legend: bool, fontsize: int = 6) -> None:
   if legend:
     axes[0][-1].legend(fontsize=fontsize)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  fig.savefig(path, dpi=100, **_PNG)
   plt.close(fig)

@@ -138,3 +138,26 @@ def test_sweep_errors_are_one_line(args, message, tmp_path):
   lines = _user_lines(result.stderr)
   assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
   assert not (tmp_path / "s").exists()  # nothing written
+
+
+def test_compiled_programs_are_kept_on_disk_for_the_next_run(tmp_path, monkeypatch):
+  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")  # the suite's own cache: as a user has none
+  cache = tmp_path / "cache"
+  monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+  args = [*TOY_ARGS, "--config.train.num_steps=2", "--config.eval_every=0"]
+  first = run("gan_jax.main", *args, f"--workdir={tmp_path / 'a'}")
+  assert first.returncode == 0, first.stderr
+  (kept,) = (cache / "gan_jax" / "jit").iterdir()  # one folder for this host's CPU
+  programs = sorted(p.name for p in kept.glob("*-cache"))
+  assert any(p.startswith("jit_train_step-") for p in programs), programs
+  again = run("gan_jax.main", *args, f"--workdir={tmp_path / 'b'}")
+  assert again.returncode == 0, again.stderr
+  assert sorted(p.name for p in kept.glob("*-cache")) == programs  # read, not compiled again
+  assert (tmp_path / "a" / "metrics.jsonl").read_text() == (
+    tmp_path / "b" / "metrics.jsonl"
+  ).read_text()
+  blocker = tmp_path / "file"  # a cache folder that cannot be made: the run goes on without
+  blocker.write_text("not a folder")
+  monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+  unwritable = run("gan_jax.main", *args, f"--workdir={tmp_path / 'c'}")
+  assert unwritable.returncode == 0 and "cache" not in unwritable.stderr, unwritable.stderr
