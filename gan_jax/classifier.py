@@ -16,7 +16,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from gan_jax import UserError
-from gan_jax.cli import cache_compiled_programs, fail, parse_flags
+from gan_jax.cli import fail, parse_flags
 
 _DATASET = flags.DEFINE_string("dataset", "mnist", "tfds dataset with 'image' and 'label' features")
 _PATH = flags.DEFINE_string(
@@ -38,10 +38,11 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1 or not _WORKDIR.value:
     fail("usage: python -m gan_jax.classifier --dataset=mnist --workdir=DIR [--manual_dir=DIR]")
   logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
-  from gan_jax.data import sources  # after flag parsing, as every command
+  from gan_jax import compile_cache  # after flag parsing, as every command
+  from gan_jax.data import sources
   from gan_jax.metrics import classifier
 
-  cache_compiled_programs()
+  compile_cache.enable()
   try:
     if _PATH.value:
       (train, test), origin = _held_out(_own_data(sources), _TEST_EXAMPLES.value), _PATH.value

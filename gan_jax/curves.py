@@ -15,7 +15,7 @@ import sys
 from absl import app, flags, logging
 
 from gan_jax import UserError
-from gan_jax.cli import cache_compiled_programs, fail, parse_flags
+from gan_jax.cli import fail, parse_flags
 
 _METRICS = flags.DEFINE_list("metrics", ["d_loss", "g_loss"], "metrics to compare")
 _RTOL = flags.DEFINE_float("rtol", 1e-5, "relative tolerance")
@@ -25,9 +25,9 @@ _OUT = flags.DEFINE_string("out", "curves.png", "picture written by `plot`")
 
 def main(argv: list[str]) -> None:
   logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
-  from gan_jax import plotting, reference  # after flag parsing, as every command
+  from gan_jax import compile_cache, plotting, reference  # after flag parsing, as every command
 
-  cache_compiled_programs()
+  compile_cache.enable()
   command, args = (argv[1], argv[2:]) if len(argv) > 1 else (None, [])
   config_args = [a for a in args if a.startswith("--config.")]
   args = [a for a in args if not a.startswith("--config.")]

@@ -13,7 +13,7 @@ import sys
 from absl import app, flags, logging
 
 from gan_jax import UserError
-from gan_jax.cli import cache_compiled_programs, fail, parse_flags
+from gan_jax.cli import fail, parse_flags
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory written by gan_jax.main")
 _NUM_SAMPLES = flags.DEFINE_integer(
@@ -41,10 +41,10 @@ def main(argv: list[str]) -> None:
   logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
   import jax  # after flag parsing, as every command
 
-  from gan_jax import run_dir
+  from gan_jax import compile_cache, run_dir
   from gan_jax.metrics import evaluation
 
-  cache_compiled_programs()
+  compile_cache.enable()
   try:
     exp, state = run_dir.restore(_WORKDIR.value, _STEP.value)
     num = _NUM_SAMPLES.value or evaluation.default_num_samples(exp.config)

@@ -10,15 +10,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gan_jax import UserError
-from gan_jax.cli import (
-  SUPERVISED,
-  cache_compiled_programs,
-  fail,
-  load_config,
-  parse_flags,
-  run_in_child,
-  stopped,
-)
+from gan_jax.cli import SUPERVISED, fail, load_config, parse_flags, run_in_child, stopped
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "experiment file (experiments/*.py)", lock_config=True
@@ -40,11 +32,11 @@ def main(argv: list[str]) -> None:
   if _MULTIHOST.value and not os.environ.get(SUPERVISED):
     run_in_child("gan_jax.main", sys.argv)
   logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
-  from gan_jax import cpu, parallel, train  # after flag parsing: imports JAX
+  from gan_jax import compile_cache, cpu, parallel, train  # after flag parsing: imports JAX
 
   try:
     cpu.configure(config.parallel.cpu_devices, config.parallel.cpu_async_dispatch)
-    cache_compiled_programs()
+    compile_cache.enable()
     if _MULTIHOST.value:
       parallel.initialize_multihost(
         _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _PEER_TIMEOUT.value

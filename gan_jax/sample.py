@@ -9,7 +9,7 @@ import sys
 from absl import app, flags, logging
 
 from gan_jax import UserError
-from gan_jax.cli import cache_compiled_programs, fail, parse_flags
+from gan_jax.cli import fail, parse_flags
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory written by gan_jax.main")
 _NUM = flags.DEFINE_integer("num", 64, "number of samples")
@@ -36,9 +36,9 @@ def main(argv: list[str]) -> None:
   import jax  # after flag parsing, as every command
   import numpy as np
 
-  from gan_jax import data, plotting, run_dir
+  from gan_jax import compile_cache, data, plotting, run_dir
 
-  cache_compiled_programs()
+  compile_cache.enable()
   try:
     exp, state = run_dir.restore(_WORKDIR.value, _STEP.value)
   except UserError as e:

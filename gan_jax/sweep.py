@@ -21,15 +21,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gan_jax import UserError
-from gan_jax.cli import (
-  SUPERVISED,
-  cache_compiled_programs,
-  fail,
-  load_config,
-  parse_flags,
-  run_in_child,
-  stopped,
-)
+from gan_jax.cli import SUPERVISED, fail, load_config, parse_flags, run_in_child, stopped
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "experiment file with get_sweep()", lock_config=True
@@ -84,12 +76,13 @@ def main(argv: list[str]) -> None:
   if distributed and not os.environ.get(SUPERVISED):
     run_in_child("gan_jax.sweep", sys.argv)
   logging.set_verbosity(logging.FATAL)  # what users need to know ends in one line
-  from gan_jax import cpu, parallel, tables, train, trials  # after flag parsing: imports JAX
+  # after flag parsing: imports JAX
+  from gan_jax import compile_cache, cpu, parallel, tables, train, trials
 
   config_file = config_flags.get_config_filename(flags.FLAGS["config"])
   try:
     cpu.configure(base.parallel.cpu_devices, base.parallel.cpu_async_dispatch)
-    cache_compiled_programs()
+    compile_cache.enable()
     sweep = trials.load_trials(config_file)
     if distributed:
       coordinator = "" if _COORDINATOR.value == "cluster" else _COORDINATOR.value
