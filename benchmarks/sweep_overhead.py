@@ -6,9 +6,9 @@ Times `python -m gan_jax.sweep` on the experiment's own get_sweep() trials (wall
 command's start to its exit), then the same trials' steps alone: every trial's train step on its
 own batches, in one process, compiled beforehand; --repeats pairs of the two. Prints each pair's
 ratio and their median, writes JSON. Each command starts with an empty compilation cache, as a
-machine's first run does (the commands keep compiled programs on disk: gan_jax.cli); --warm_cache
-times it with a cache that an untimed first run filled, as any later run of a sweep finds it
-(resumed, extended, repeated).
+machine's first run does (the commands keep compiled programs on disk: gan_jax.compile_cache);
+--warm_cache times it with a cache that an untimed first run filled, as any later run of a sweep
+finds it (resumed, extended, repeated).
 """
 
 import argparse
