@@ -339,6 +339,20 @@ def test_ema_weights_are_sampled_with_batchnorm_statistics_of_their_own():
   )
 
 
+def test_toy_samples_come_from_one_program_in_one_call():
+  """A toy run's 2,500 evaluation points are G's outputs for all the noise at once: one
+  compiled sampler (1,000-sample chunks would need two, for 1,000 and 500), the same points."""
+  config = config_lib.validated(tiny_toy_config())
+  config.data.shape = (2,)
+  exp = experiment.build(config, parallel.make_mesh(1))
+  state = exp.init_state()
+  z = exp.noise(jax.random.key(0), 2500)
+  samples = exp.sample(state, z)
+  assert exp._generate._cache_size() == 1
+  one_call = experiment.generate(exp.gan, state.ema_params, state.g_stats, z)
+  np.testing.assert_array_equal(samples, one_call)
+
+
 def test_linear_schedule_scales_the_state_learning_rate_down_to_zero():
   """Adam on a constant gradient moves each parameter by lr per update; a linear schedule over 4
   updates scales those moves by 1, 3/4, 1/2, 1/4, and 0 after; the rate in the state is kept."""
