@@ -13,10 +13,10 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from gan_jax import UserError
-from gan_jax.cli import fail, parse_flags
+from gan_jax.cli import fail, run
 
 _DATASET = flags.DEFINE_string("dataset", "mnist", "tfds dataset with 'image' and 'label' features")
 _PATH = flags.DEFINE_string(
@@ -98,4 +98,4 @@ def _held_out(examples: tuple[np.ndarray, np.ndarray], count: int):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  run(main)

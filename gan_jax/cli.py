@@ -1,5 +1,7 @@
-"""What the command-line entry points share: one-line errors and absl flag parsing."""
+"""What the command-line entry points share: absl's app and flag parsing, one-line errors, and
+the end of the process."""
 
+import atexit
 import contextlib
 import ctypes
 import os
@@ -7,8 +9,9 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 
-from absl import flags
+from absl import app, flags
 
 SUPERVISED = "GAN_JAX_SUPERVISED"  # set in the child process that a multi-host run trains in
 
@@ -25,6 +28,31 @@ def _exit(status: int) -> None:
   sys.stdout.flush()
   sys.stderr.flush()
   os._exit(status)
+
+
+def run(main, flags_parser=None) -> None:
+  """absl's app.run of a command's `main` (flags parsed by `parse_flags` unless given). Once main
+  returns or calls sys.exit, the process ends as the interpreter would end it, but without its
+  teardown of the imported modules, which takes 0.6-1 s for JAX, Flax, Orbax and matplotlib:
+  threads that are not daemons are joined, the atexit handlers run (logging's flush, JAX's
+  clean-up and distributed shutdown), then the process exits. Every file a command writes is
+  closed by then (run directories and writers are context managers)."""
+
+  def main_then_exit(argv):
+    try:
+      status = main(argv)
+    except SystemExit as e:
+      status = e.code
+    if status is not None and not isinstance(status, int):
+      print(status, file=sys.stderr)
+      status = 1
+    for thread in threading.enumerate():
+      if thread is not threading.current_thread() and not thread.daemon:
+        thread.join()
+    atexit._run_exitfuncs()
+    _exit(status or 0)
+
+  app.run(main_then_exit, flags_parser=flags_parser or parse_flags)
 
 
 def stopped(stop) -> None:

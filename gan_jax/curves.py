@@ -12,10 +12,10 @@ bit-for-bit equality.
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from gan_jax import UserError
-from gan_jax.cli import fail, parse_flags
+from gan_jax.cli import fail, parse_flags, run
 
 _METRICS = flags.DEFINE_list("metrics", ["d_loss", "g_loss"], "metrics to compare")
 _RTOL = flags.DEFINE_float("rtol", 1e-5, "relative tolerance")
@@ -63,4 +63,4 @@ def _parse(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse)
+  run(main, flags_parser=_parse)

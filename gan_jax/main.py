@@ -6,11 +6,11 @@ detects, --coordinator=HOST:PORT --num_processes=N --process_id=I)."""
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from gan_jax import UserError
-from gan_jax.cli import SUPERVISED, fail, load_config, parse_flags, run_in_child, stopped
+from gan_jax.cli import SUPERVISED, fail, load_config, run, run_in_child, stopped
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "experiment file (experiments/*.py)", lock_config=True
@@ -49,4 +49,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  run(main)

@@ -6,10 +6,10 @@ generator outputs, float32, images in [-1, 1] as (N, H, W, C)."""
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from gan_jax import UserError
-from gan_jax.cli import fail, parse_flags
+from gan_jax.cli import fail, run
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory written by gan_jax.main")
 _NUM = flags.DEFINE_integer("num", 64, "number of samples")
@@ -60,4 +60,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  run(main)

@@ -17,11 +17,11 @@ WORKDIR/table.md, its rows beside the paper's numbers.
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from gan_jax import UserError
-from gan_jax.cli import SUPERVISED, fail, load_config, parse_flags, run_in_child, stopped
+from gan_jax.cli import SUPERVISED, fail, load_config, run, run_in_child, stopped
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "experiment file with get_sweep()", lock_config=True
@@ -135,4 +135,4 @@ def _process() -> tuple[int, int]:
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  run(main)

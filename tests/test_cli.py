@@ -140,6 +140,36 @@ def test_sweep_errors_are_one_line(args, message, tmp_path):
   assert not (tmp_path / "s").exists()  # nothing written
 
 
+_ENDING = """
+import atexit, sys, threading, time
+from gan_jax import cli
+
+class Teardown:
+  def __del__(self):
+    print("teardown", flush=True)
+
+kept = Teardown()
+atexit.register(print, "atexit", flush=True)
+
+def main(argv):
+  worker = threading.Thread(target=lambda: (time.sleep(0.5), print("thread", flush=True)))
+  worker.start()
+  print("main", flush=True)
+  return int(sys.argv[1])
+
+cli.run(main)
+"""
+
+
+@pytest.mark.parametrize("status", [0, 3])
+def test_a_command_ends_after_its_threads_and_atexit_handlers_without_module_teardown(status):
+  """A command's process waits for its threads and runs the atexit handlers, as Python's own
+  exit does, then ends with main's status, skipping the teardown of the imported modules."""
+  out = run_python("-c", _ENDING, status)
+  assert out.stdout.split() == ["main", "thread", "atexit"], out.stdout + out.stderr
+  assert out.returncode == status
+
+
 def test_compiled_programs_are_kept_on_disk_for_the_next_run(tmp_path, monkeypatch):
   monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")  # the suite's own cache: as a user has none
   cache = tmp_path / "cache"
