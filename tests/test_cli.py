@@ -141,7 +141,7 @@ def test_sweep_errors_are_one_line(args, message, tmp_path):
 
 
 _ENDING = """
-import atexit, sys, threading, time
+import atexit, concurrent.futures, sys, threading, time
 from gan_jax import cli
 
 class Teardown:
@@ -154,6 +154,8 @@ atexit.register(print, "atexit", flush=True)
 def main(argv):
   worker = threading.Thread(target=lambda: (time.sleep(0.5), print("thread", flush=True)))
   worker.start()
+  pool = concurrent.futures.ThreadPoolExecutor(1)  # left open, as a library may leave one
+  pool.submit(lambda: (time.sleep(0.25), print("pool", flush=True)))
   print("main", flush=True)
   return int(sys.argv[1])
 
@@ -163,10 +165,11 @@ cli.run(main)
 
 @pytest.mark.parametrize("status", [0, 3])
 def test_a_command_ends_after_its_threads_and_atexit_handlers_without_module_teardown(status):
-  """A command's process waits for its threads and runs the atexit handlers, as Python's own
-  exit does, then ends with main's status, skipping the teardown of the imported modules."""
-  out = run_python("-c", _ENDING, status)
-  assert out.stdout.split() == ["main", "thread", "atexit"], out.stdout + out.stderr
+  """A command's process waits for its threads (an executor's too) and runs the atexit handlers,
+  as Python's own exit does, then ends with main's status, skipping the teardown of the imported
+  modules."""
+  out = run_python("-c", _ENDING, status, timeout=60)
+  assert out.stdout.split() == ["main", "pool", "thread", "atexit"], out.stdout + out.stderr
   assert out.returncode == status
 
 
