@@ -36,8 +36,8 @@ def run(main, flags_parser=None) -> None:
   teardown of the imported modules, which takes 0.6-1 s for JAX, Flax, Orbax and matplotlib:
   as in Python's own exit, threads that are not daemons are joined (after the executors' exit
   hooks), the atexit handlers run (logging's flush, JAX's clean-up and distributed shutdown), and
-  only then does the process exit. Every file a command writes is
-  closed by then (run directories and writers are context managers)."""
+  only then does the process exit. Every file a command writes is closed by then (run
+  directories and writers are context managers)."""
 
   def main_then_exit(argv):
     try:
