@@ -41,14 +41,9 @@ def run(main, flags_parser=None) -> None:
 
   def main_then_exit(argv):
     try:
-      status = main(argv)
+      status = main(argv)  # None, or an int exit status (curves' sys.exit(1))
     except SystemExit as e:
       status = e.code
-    if status is not None and not isinstance(status, int):
-      print(status, file=sys.stderr)
-      status = 1
-    if not hasattr(threading, "_shutdown"):  # a Python without it: its own, slower exit
-      sys.exit(status)
     threading._shutdown()  # what the interpreter's exit runs first: its hooks, then the joins
     atexit._run_exitfuncs()
     _exit(status or 0)
