@@ -8,8 +8,9 @@ from conftest import ROOT, run_python
 
 PACKAGE = ROOT / "gan_jax"
 # Third-party imports a library may defer: TensorFlow takes seconds to import, and only the tfds
-# source needs it; torch is optional (reading pytorch-fid's .pth weights).
-DEFERRABLE = {"tensorflow_datasets", "tensorflow", "torch"}
+# source needs it; torch is optional (reading pytorch-fid's .pth weights); scipy.linalg takes
+# 0.2 s, and only FID needs it.
+DEFERRABLE = {"tensorflow_datasets", "tensorflow", "torch", "scipy"}
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -117,18 +118,18 @@ def test_one_place_builds_the_train_step():
   assert sorted(set(builders)) == ["gan_jax/experiment.py"]
 
 
-def test_training_and_sweep_summaries_run_without_tensorflow(tmp_path):
-  """TensorFlow takes seconds to import and to tear down: only the tfds source loads it. Importing
-  every library module, training a run (TensorBoard scalars included) and writing a sweep's
-  HParams dashboard do not."""
+def test_training_and_sweep_summaries_run_without_tensorflow_or_scipy(tmp_path):
+  """TensorFlow takes seconds to import and to tear down: only the tfds source loads it; scipy
+  only FID. Importing every library module, training a toy run (TensorBoard scalars and its
+  evaluation included) and writing a sweep's HParams dashboard load neither."""
   _, commands, _ = _graph()
   libraries = ", ".join(sorted(set(MODULES) - commands))  # commands define clashing flags
   code = f"""import sys, {libraries}
 from conftest import tiny_toy_config
 gan_jax.train.train_and_evaluate(tiny_toy_config(), {str(tmp_path)!r} + "/run")
 gan_jax.ranking.write_hparams({str(tmp_path)!r}, ["run"], [dict(seed=0)], None)
-print("tensorflow" in sys.modules)"""
+print("tensorflow" in sys.modules, "scipy" in sys.modules)"""
   result = run_python("-c", f"import sys; sys.path.insert(0, 'tests')\n{code}")
-  assert result.returncode == 0 and result.stdout.strip().endswith("False"), (
+  assert result.returncode == 0 and result.stdout.strip().endswith("False False"), (
     result.stdout + result.stderr
   )

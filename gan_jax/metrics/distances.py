@@ -11,7 +11,6 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
 
 class FeatureStats:
@@ -34,6 +33,8 @@ class FeatureStats:
 
 def frechet_distance(mu1, cov1, mu2, cov2) -> float:
   """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^(1/2)) of two Gaussians, in float64."""
+  import scipy.linalg  # here: 0.2 s of every command's start otherwise, and only FID needs it
+
   mu1, mu2, cov1, cov2 = (np.asarray(a, np.float64) for a in (mu1, mu2, cov1, cov2))
   with warnings.catch_warnings():  # singular products (dead ReLU features) are handled below
     warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
