@@ -171,8 +171,9 @@ def test_tf_dcgan_computes_what_carpedm20s_tensorflow_network_computes():
   ngf, nz = 8, 16
   g, d = tf_dcgan.Generator(shape, ngf), tf_dcgan.Discriminator(shape, ngf)
   z = jax.random.uniform(jax.random.key(0), (4, nz), minval=-1.0)
-  g_vars = g.init(jax.random.key(1), z, train=False)
-  d_vars = d.init(jax.random.key(2), jnp.zeros((4, *shape)), train=False)
+  # jitted: op by op, JAX compiled some 570 small programs, and the test took twice as long
+  g_vars = jax.jit(lambda: g.init(jax.random.key(1), z, train=False))()
+  d_vars = jax.jit(lambda: d.init(jax.random.key(2), jnp.zeros((4, *shape)), train=False))()
   # random BatchNorm scales and offsets, so that the test sees each in its place
   perturb = lambda path, p: p + 0.1 * jax.random.normal(jax.random.key(len(path)), p.shape)
   g_params, d_params = (
@@ -185,8 +186,8 @@ def test_tf_dcgan_computes_what_carpedm20s_tensorflow_network_computes():
     return images, logits
 
   weights = jnp.arange(4.0)  # a loss that weighs the samples differently
-  grads = jax.grad(lambda *a: jnp.vdot(ours(*a)[1], weights), argnums=(0, 1, 2))
-  images, logits = ours(g_params, d_params, z)
+  grads = jax.jit(jax.grad(lambda *a: jnp.vdot(ours(*a)[1], weights), argnums=(0, 1, 2)))
+  images, logits = jax.jit(ours)(g_params, d_params, z)
   tf_vars = jax.tree.map(lambda p: tf.Variable(np.asarray(p)), (g_params, d_params))
   tf_z = tf.Variable(np.asarray(z))
   with tf.GradientTape() as tape:
